@@ -1,0 +1,189 @@
+"""prepare_data end to end: tf.Example files, split_stats.json, atomic replacement."""
+
+import dataclasses
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tfx_pipeline.data import fixtures as fx
+from tfx_pipeline.config import DataConfig, PipelineConfig, SplitConfig, SyntheticConfig
+from tfx_pipeline.data import (DataError, format_split_stats, load_catalog, prepare_data,
+                               read_examples, schema, writer)
+
+SMALL = SyntheticConfig(num_items=300, num_users=80, num_interactions=4000, num_clusters=6,
+                        embedding_dim=8, seed=5)
+REQUIRED_STATS = ("dataset", "split_rule", "time_cut", "train_examples", "eval_examples", "items",
+                  "users", "train_items", "new_items", "new_item_eval_examples",
+                  "seen_item_eval_examples", "train_positive_rate", "eval_positive_rate",
+                  "dropped_rows")
+
+
+def _config(tmp_path, **split):
+  return PipelineConfig(output_dir=str(tmp_path / "out"),
+                        data=DataConfig(dataset="synthetic", synthetic=SMALL),
+                        split=SplitConfig(**split))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("prep")
+  config = _config(tmp, history_length=5)
+  stats = prepare_data(config)
+  data_dir = config.data_dir
+  return stats, data_dir, {
+      "train": read_examples(schema.shard_pattern(data_dir, schema.TRAIN_DIR)),
+      "eval": read_examples(schema.shard_pattern(data_dir, schema.EVAL_DIR)),
+      "catalog": read_examples(schema.shard_pattern(data_dir, schema.CATALOG_DIR)),
+  }
+
+
+def test_layout_and_stats_file(prepared):
+  stats, data_dir, _ = prepared
+  for sub in (schema.TRAIN_DIR, schema.EVAL_DIR, schema.CATALOG_DIR):
+    assert glob.glob(os.path.join(data_dir, sub, "part-00000-of-*.tfrecord.gz"))
+  assert os.path.exists(os.path.join(data_dir, schema.SYNTHETIC_EMBEDDINGS_FILE))
+  with open(os.path.join(data_dir, schema.SPLIT_STATS_FILE)) as f:
+    on_disk = json.load(f)
+  assert on_disk == stats
+  for key in REQUIRED_STATS:
+    assert key in stats, key
+  table = format_split_stats(stats)
+  assert "train examples" in table and f"{stats['train_examples']:,}" in table
+  numeric = [line for line in table.splitlines() if line.split()[-1].replace(",", "").isdigit()]
+  assert len(numeric) > 5 and len({len(line) for line in numeric}) == 1  # right-aligned column
+
+
+def test_examples_match_stats_and_schema(prepared):
+  stats, _, ex = prepared
+  train, eval_ = ex["train"], ex["eval"]
+  assert len(train) == stats["train_examples"] and len(eval_) == stats["eval_examples"]
+  assert len(train) + len(eval_) == SMALL.num_interactions  # nothing lost or duplicated
+  for row in train[:50] + eval_[:50]:
+    assert set(row) == set(schema.INTERACTION_FEATURES)
+    assert isinstance(row["user_id"], str) and isinstance(row["timestamp"], int)
+    assert row["label"] == int(row["rating"] >= 4)
+    assert isinstance(row["history_item_ids"], list)
+  assert {r["item_cohort"] for r in train} == {"seen"}
+  train_items = {r["item_id"] for r in train}
+  assert all(r["item_cohort"] == ("seen" if r["item_id"] in train_items else "new")
+             for r in eval_)
+  assert sum(r["item_cohort"] == "new" for r in eval_) == stats["new_item_eval_examples"]
+  assert max(r["timestamp"] for r in train) < stats["time_cut"]
+
+
+def test_history_strictly_earlier_and_bounded(prepared):
+  _, _, ex = prepared
+  rows = ex["train"] + ex["eval"]
+  by_user = {}
+  for r in rows:
+    by_user.setdefault(r["user_id"], []).append((r["timestamp"], r["item_id"]))
+  for r in rows:
+    hist = r["history_item_ids"]
+    assert len(hist) <= 5
+    earlier = sorted(by_user[r["user_id"]])
+    earlier_items = [i for t, i in earlier if t < r["timestamp"]]
+    assert len(hist) == min(5, len(earlier_items))
+    assert set(hist) <= set(earlier_items)
+
+
+def test_catalog(prepared):
+  stats, data_dir, ex = prepared
+  catalog = ex["catalog"]
+  assert len(catalog) == stats["items"] == SMALL.num_items
+  first = {}
+  for r in ex["train"] + ex["eval"]:
+    first[r["item_id"]] = min(first.get(r["item_id"], r["timestamp"]), r["timestamp"])
+  for item in catalog:
+    assert item["first_seen"] == first.get(item["item_id"], -1)
+    assert str(item["year"]) not in item["text"]
+    assert item["text"].startswith(item["title"] + ". Genres: ")
+  frame = load_catalog(data_dir)
+  assert list(frame.columns) == list(schema.CATALOG_FEATURES)
+  ids = open(os.path.join(data_dir, schema.SYNTHETIC_EMBEDDING_IDS_FILE)).read().split()
+  assert ids == list(frame["item_id"])
+  assert np.load(os.path.join(data_dir, schema.SYNTHETIC_EMBEDDINGS_FILE)).shape == (300, 8)
+
+
+def test_failed_run_keeps_previous_output_and_leaves_no_temp(tmp_path, monkeypatch):
+  config = _config(tmp_path)
+  prepare_data(config)
+  stats_path = os.path.join(config.data_dir, schema.SPLIT_STATS_FILE)
+  before = open(stats_path).read()
+  files_before = sorted(glob.glob(os.path.join(config.data_dir, "**"), recursive=True))
+
+  real = writer.write_examples
+  calls = []
+
+  def failing(directory, batches, num_rows, **kw):
+    calls.append(directory)
+    if len(calls) == 2:  # train shards are written, eval fails half-way
+      raise OSError("disk full")
+    return real(directory, batches, num_rows, **kw)
+
+  monkeypatch.setattr(writer, "write_examples", failing)
+  changed = PipelineConfig(output_dir=config.output_dir,
+                           data=DataConfig(dataset="synthetic",
+                                           synthetic=dataclasses.replace(SMALL, seed=6)))
+  with pytest.raises(OSError, match="disk full"):
+    prepare_data(changed)
+  assert open(stats_path).read() == before
+  assert sorted(glob.glob(os.path.join(config.data_dir, "**"), recursive=True)) == files_before
+  assert os.listdir(os.path.dirname(config.data_dir)) == ["data"]  # no temp dirs beside it
+
+  monkeypatch.setattr(writer, "write_examples", real)
+  prepare_data(changed)  # a good run replaces the output
+  assert open(stats_path).read() != before
+  assert os.listdir(os.path.dirname(config.data_dir)) == ["data"]
+
+
+def test_leftovers_of_a_killed_run_are_cleaned(tmp_path):
+  config = _config(tmp_path)
+  parent = os.path.dirname(config.data_dir)
+  os.makedirs(os.path.join(parent, ".data.tmp-999999999-abc"))  # no such pid
+  prepare_data(config)
+  assert os.listdir(parent) == ["data"]
+
+
+def test_refuses_to_replace_a_foreign_directory(tmp_path):
+  target = tmp_path / "mine"
+  target.mkdir()
+  (target / "notes.txt").write_text("keep me")
+  with pytest.raises(DataError, match="refusing to replace"):
+    prepare_data(_config(tmp_path), output_dir=str(target))
+  assert (target / "notes.txt").read_text() == "keep me"
+
+
+def test_lenient_drops_land_in_split_stats(tmp_path):
+  inter = fx.interactions()
+  inter[2] = ["1", "10", "4", "1600000000000"]  # milliseconds
+  inter[3] = ["1", "77", "4", str(fx.T0)]  # unknown item
+  source = fx.write_ml100k(tmp_path / "src", inter=inter)
+  config = PipelineConfig(output_dir=str(tmp_path / "out"),
+                          data=DataConfig(dataset="ml-100k", lenient=True),
+                          split=SplitConfig(new_item_fraction=0.25))
+  stats = prepare_data(config, source_dir=source)
+  assert stats["dropped_rows"] == {"interactions:bad_timestamp": 1, "interactions:unknown_item": 1}
+  with open(os.path.join(config.data_dir, schema.SPLIT_STATS_FILE)) as f:
+    assert json.load(f)["dropped_rows"] == stats["dropped_rows"]
+  assert stats["train_examples"] + stats["eval_examples"] == len(inter) - 2
+  assert "interactions:bad_timestamp" in format_split_stats(stats)
+
+
+def test_real_ml100k_prepares(tmp_path):
+  import tensorflow as tf
+  config = PipelineConfig(output_dir=str(tmp_path), data=DataConfig(dataset="ml-100k"))
+  stats = prepare_data(config)
+  assert stats["dataset"] == "ml-100k" and stats["dropped_rows"] == {}
+  assert stats["new_items"] == 336 and stats["new_item_eval_examples"] == 4_096
+
+  def count(sub):
+    files = glob.glob(schema.shard_pattern(config.data_dir, sub))
+    return sum(len(b) for b in tf.data.TFRecordDataset(files, "GZIP").batch(8192)
+               .as_numpy_iterator())
+
+  assert count(schema.TRAIN_DIR) == stats["train_examples"] == 86_308
+  assert count(schema.EVAL_DIR) == stats["eval_examples"] == 13_692
+  assert count(schema.CATALOG_DIR) == 1_682

@@ -1,0 +1,109 @@
+"""Feature names and the on-disk layout of prepared data (the contract with later stages).
+
+Interactions (one tf.train.Example per rating), files `interactions/{train,eval}/*.tfrecord.gz`:
+  user_id           bytes      IDs are strings everywhere: users bring arbitrary IDs.
+  item_id           bytes
+  timestamp         int64      unix seconds
+  rating            float
+  label             int64      1 iff rating >= POSITIVE_RATING
+  user_age          int64
+  user_gender       bytes
+  user_occupation   bytes
+  item_cohort       bytes      "seen" iff the item occurs in the train split, else "new"
+  history_item_ids  bytes list the user's last `history_length` items strictly before `timestamp`,
+                               most recent last; may be empty
+
+Catalog (one tf.train.Example per item), files `catalog/items/*.tfrecord.gz`:
+  item_id bytes, title bytes, year int64 (0 = unknown), genres bytes ("|"-joined),
+  text bytes (the encoder input; never contains the year), first_seen int64 (-1 = no interaction)
+
+All files are GZIP-compressed TFRecord files named `part-SSSSS-of-NNNNN.tfrecord.gz`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict
+
+# --- interaction features ---
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+TIMESTAMP = "timestamp"
+RATING = "rating"
+LABEL = "label"
+USER_AGE = "user_age"
+USER_GENDER = "user_gender"
+USER_OCCUPATION = "user_occupation"
+ITEM_COHORT = "item_cohort"
+HISTORY_ITEM_IDS = "history_item_ids"
+
+# --- catalog features ---
+TITLE = "title"
+YEAR = "year"
+GENRES = "genres"
+TEXT = "text"
+FIRST_SEEN = "first_seen"
+
+COHORT_NEW = "new"
+COHORT_SEEN = "seen"
+COHORTS = (COHORT_NEW, COHORT_SEEN)
+
+POSITIVE_RATING = 4.0  # label = rating >= 4
+GENRE_SEPARATOR = "|"
+UNKNOWN_YEAR = 0
+NEVER_SEEN = -1
+
+# Feature kinds: "bytes" / "int64" / "float" are scalars (exactly one value per example),
+# "bytes_list" is a variable-length list.
+INTERACTION_FEATURES: Dict[str, str] = {
+    USER_ID: "bytes",
+    ITEM_ID: "bytes",
+    TIMESTAMP: "int64",
+    RATING: "float",
+    LABEL: "int64",
+    USER_AGE: "int64",
+    USER_GENDER: "bytes",
+    USER_OCCUPATION: "bytes",
+    ITEM_COHORT: "bytes",
+    HISTORY_ITEM_IDS: "bytes_list",
+}
+
+CATALOG_FEATURES: Dict[str, str] = {
+    ITEM_ID: "bytes",
+    TITLE: "bytes",
+    YEAR: "int64",
+    GENRES: "bytes",
+    TEXT: "bytes",
+    FIRST_SEEN: "int64",
+}
+
+# --- layout under the data directory ---
+TRAIN_DIR = os.path.join("interactions", "train")
+EVAL_DIR = os.path.join("interactions", "eval")
+CATALOG_DIR = os.path.join("catalog", "items")
+SPLIT_STATS_FILE = "split_stats.json"
+SYNTHETIC_EMBEDDINGS_FILE = "synthetic_embeddings.npy"
+SYNTHETIC_EMBEDDING_IDS_FILE = "synthetic_embedding_ids.txt"
+SHARD_SUFFIX = ".tfrecord.gz"
+
+
+def shard_name(index: int, num_shards: int) -> str:
+  return f"part-{index:05d}-of-{num_shards:05d}{SHARD_SUFFIX}"
+
+
+def shard_pattern(data_dir: str, subdir: str) -> str:
+  """Glob pattern of the shards of one output, e.g. shard_pattern(d, TRAIN_DIR)."""
+  return os.path.join(data_dir, subdir, "part-*" + SHARD_SUFFIX)
+
+
+def feature_spec(features: Dict[str, str]) -> dict:
+  """tf.io parsing spec for INTERACTION_FEATURES or CATALOG_FEATURES (imports TensorFlow)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  dtypes = {"bytes": tf.string, "int64": tf.int64, "float": tf.float32}
+  spec = {}
+  for name, kind in features.items():
+    if kind.endswith("_list"):
+      spec[name] = tf.io.VarLenFeature(dtypes[kind[:-len("_list")]])
+    else:
+      spec[name] = tf.io.FixedLenFeature([], dtypes[kind])
+  return spec
