@@ -107,6 +107,12 @@ class EmbeddingConfig:
   max_seq_length: int = 64
   # Expected dimension; 0 = take it from the encoder / the first precomputed vector.
   dimension: int = 0
+  # npy only: the ids file (one item_id per line, same row order). Empty = the sibling
+  # `<stem>_ids.txt`, or `<stem without trailing s>_ids.txt` (the synthetic generator's
+  # `synthetic_embeddings.npy` + `synthetic_embedding_ids.txt` pairing).
+  precomputed_ids_path: str = ""
+  # Shards of the ItemEmbeddings TFRecord output; 0 = let the Beam runner decide.
+  num_shards: int = 0
 
 
 CODEBOOK_METHODS = ("rqvae", "moc", "rqkmeans")
@@ -125,7 +131,9 @@ class CodebookConfig:
   codebook_size: int = 256
   latent_dim: int = 64
   hidden_dims: tuple = (256,)
-  epochs: int = 200
+  # 100 (was 200): on a 3,883 x 384 ML-1M stand-in, 100 epochs (~300 steps after the warm-up)
+  # reach the same code usage / unique-SID ratio / prefix cosine as 200 in half the time.
+  epochs: int = 100
   batch_size: int = 1024
   learning_rate: float = 1e-3
   beta: float = 0.25
@@ -177,6 +185,8 @@ class PipelineConfig:
   split: SplitConfig = SplitConfig()
   embedding: EmbeddingConfig = EmbeddingConfig()
   codebook: CodebookConfig = CodebookConfig()
+  # Codebook methods the pipeline trains side by side (each from `codebook` with its method).
+  codebook_methods: tuple = CODEBOOK_METHODS
   # Extra Beam options, e.g. ["--runner=DataflowRunner", ...] on Kubeflow.
   beam_pipeline_args: tuple = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
@@ -196,6 +206,9 @@ class PipelineConfig:
   @property
   def serving_dir(self) -> str:
     return os.path.join(self.output_dir, "serving")
+
+  def codebook_for(self, method: str) -> CodebookConfig:
+    return dataclasses.replace(self.codebook, method=method)
 
   def to_json(self) -> str:
     return to_json(self)

@@ -5,7 +5,7 @@ import os
 import re
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -21,40 +21,48 @@ PREPARED_WITH = "prepared_with.json"
 
 _RUNNING = re.compile(r"^Component (\S+) is running\.$")
 _FINISHED = re.compile(r"^Component (\S+) is finished\.$")
-_CACHED = re.compile(r"^A cached execution (\d+) is used\.$")
+
+
+def executor_runs(pipeline_root: str, component: str) -> int:
+  """How many times a component's executor ran under this pipeline root (cache hits add none)."""
+  path = os.path.join(pipeline_root, component, ".system", "executor_execution")
+  return len(os.listdir(path)) if os.path.isdir(path) else 0
 
 
 class ComponentProgress(logging.Handler):
   """Turns LocalDagRunner's per-component log lines into one progress line per component.
 
   LocalDagRunner runs components in topological order and logs "Component X is running."
-  and "... is finished." (tfx/orchestration/local/local_dag_runner.py); the launcher logs
-  "A cached execution N is used." when it reuses outputs. Hooking the log keeps us on the
-  stock runner instead of a fork of it.
+  and "... is finished." (tfx/orchestration/local/local_dag_runner.py). Hooking the log keeps
+  us on the stock runner instead of a fork of it. Whether a component was served from the
+  cache is read from the file system, not the log: an executor run adds a directory under
+  `<root>/<component>/.system/executor_execution/`, a cache hit does not.
   """
 
-  def __init__(self, total: int, stream=None):
+  def __init__(self, total: int, pipeline_root: str, stream=None):
     super().__init__(level=logging.INFO)
     self.total = total
+    self.pipeline_root = pipeline_root
     self.stream = stream or sys.stdout
     self.done = 0
     self.started: Dict[str, float] = {}
+    self.runs_before: Dict[str, int] = {}
     self.cached = set()
-    self.current: Optional[str] = None
     self.seconds: Dict[str, float] = {}
 
   def emit(self, record: logging.LogRecord) -> None:
     message = record.getMessage()
     if match := _RUNNING.match(message):
-      self.current = match.group(1)
-      self.started[self.current] = time.time()
-      self._print(f"[{self.done + 1}/{self.total}] {self.current} ...")
-    elif _CACHED.match(message) and self.current:
-      self.cached.add(self.current)
+      name = match.group(1)
+      self.started[name] = time.time()
+      self.runs_before[name] = executor_runs(self.pipeline_root, name)
+      self._print(f"[{self.done + 1}/{self.total}] {name} ...")
     elif match := _FINISHED.match(message):
       name = match.group(1)
       self.done += 1
       self.seconds[name] = time.time() - self.started.get(name, time.time())
+      if executor_runs(self.pipeline_root, name) == self.runs_before.get(name, -1):
+        self.cached.add(name)
       how = "cached" if name in self.cached else "done"
       self._print(f"[{self.done}/{self.total}] {name} {how} in {self.seconds[name]:.1f}s")
 
@@ -104,13 +112,17 @@ def run(config: config_lib.PipelineConfig, force_prepare: bool = False,
   print(prepare.format_split_stats(stats), flush=True)
 
   pipeline = pipeline_lib.create_pipeline(config, metadata_config(config))
-  progress = ComponentProgress(total=len(pipeline.components))
+  progress = ComponentProgress(total=len(pipeline.components),
+                               pipeline_root=os.path.abspath(config.pipeline_root))
   absl_logger = absl_logging.get_absl_logger()
   absl_logger.addHandler(progress)
-  previous_level = absl_logger.level
+  previous_verbosity = absl_logging.get_verbosity()
   # Our handler needs INFO records; the default absl stderr handler is quietened instead,
   # so the user sees one line per component rather than thousands of TFX/Beam log lines.
-  absl_logger.setLevel(logging.INFO)
+  # Set through absl's verbosity flag, not Logger.setLevel: TensorFlow's SavedModel writer
+  # sets verbosity to FATAL and back to the *flag's* value, which would silently undo a
+  # plain setLevel (tensorflow/python/trackable/autotrackable.py).
+  absl_logging.set_verbosity(absl_logging.INFO)
   stderr_handler = absl_logging.get_absl_handler()
   previous_handler_level = stderr_handler.level
   if quiet_tfx_logs:
@@ -122,7 +134,7 @@ def run(config: config_lib.PipelineConfig, force_prepare: bool = False,
     tfx.orchestration.LocalDagRunner().run(pipeline)
   finally:
     absl_logger.removeHandler(progress)
-    absl_logger.setLevel(previous_level)
+    absl_logging.set_verbosity(previous_verbosity)
     stderr_handler.setLevel(previous_handler_level)
   elapsed = time.time() - start
   report = report_lib.build_report(config, stats, component_seconds=progress.seconds,

@@ -63,6 +63,7 @@ def build_report(config: config_lib.PipelineConfig, split_stats: dict,
   if embeddings is not None:
     embeddings = dict(embeddings, uri=embeddings_uri)
   return {
+      "codebooks": codebook_section(config, metadata_path),
       "dataset": config.data.dataset,
       "config": json.loads(config.to_json()),
       "split": split_stats,
@@ -73,6 +74,37 @@ def build_report(config: config_lib.PipelineConfig, split_stats: dict,
           "pipeline_seconds": round(pipeline_seconds, 2),
       },
   }
+
+
+# Metrics copied from each Codebook artifact's metrics.json into report.json.
+CODEBOOK_REPORT_KEYS = (
+    "levels", "codebook_size", "train_seconds", "relative_reconstruction_error",
+    "unique_sid_ratio", "code_usage", "min_code_usage", "perplexity", "prefix_cosine",
+    "prefix_cosine_increasing", "nmi", "one_hot_spectrum", "assign_items_per_second")
+
+
+def codebook_section(config: config_lib.PipelineConfig, metadata_path: str) -> Dict[str, dict]:
+  """`codebooks`: per method, the trainer's metrics and the assigner's collision statistics."""
+  from tfx_pipeline.pipeline import CODEBOOK_COMPONENT_PREFIX
+  section = {}
+  for method in config.codebook_methods:
+    prefix = CODEBOOK_COMPONENT_PREFIX[method]
+    codebook_uri = latest_artifact_uri(metadata_path, "sidrec.Codebook",
+                                       producer=f"/{prefix}CodebookTrainer/")
+    metrics = _read_json(os.path.join(codebook_uri, "metrics.json")) if codebook_uri else None
+    if metrics is None:
+      continue
+    entry = {k: metrics[k] for k in CODEBOOK_REPORT_KEYS if k in metrics}
+    if "nmi" in metrics:
+      entry["nmi_genre"] = metrics["nmi"]
+    entry["uri"] = codebook_uri
+    sids_uri = latest_artifact_uri(metadata_path, "sidrec.SemanticIds",
+                                   producer=f"/{prefix}SemanticIdAssigner/")
+    if sids_uri:
+      entry["assignment"] = _read_json(os.path.join(sids_uri, "stats.json"))
+      entry["assignment"]["uri"] = sids_uri
+    section[method] = entry
+  return section
 
 
 def write_report(report: dict, output_dir: str) -> str:
@@ -92,6 +124,18 @@ def format_summary(report: dict) -> str:
         value = f"{value:,.3f}" if isinstance(value, float) else f"{value:,}" if isinstance(
             value, int) else value
         lines.append(f"  {key:<22} {value}")
+  codebooks = report.get("codebooks") or {}
+  if codebooks:
+    lines.append("\nCodebooks (levels x codes: unique-SID ratio, min code usage, "
+                 "rel. reconstruction error, prefix cosine by prefix length, seconds)")
+    for method, m in codebooks.items():
+      cos = ", ".join(f"{c:.2f}" if c is not None else "-" for c in m.get("prefix_cosine", []))
+      rre = m.get("relative_reconstruction_error")
+      lines.append(
+          f"  {method:<9} {m.get('levels')} x {m.get('codebook_size')}: "
+          f"unique {m.get('unique_sid_ratio', 0):.3f}, usage {m.get('min_code_usage', 0):.2f}, "
+          f"rre {'-' if rre is None else f'{rre:.3f}'}, prefix cos [{cos}], "
+          f"{m.get('train_seconds', 0):.1f}s")
   comps = report.get("components", {})
   if comps.get("cached"):
     lines.append(f"\nServed from cache: {', '.join(comps['cached'])}")
