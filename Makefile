@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 .PHONY: demo test test-fast install clean
 
 # The stamp is rebuilt when the lock or setup.py changes; otherwise install is a no-op.
-$(VENV)/.sidrec-installed: requirements.lock setup.py
+$(VENV)/.sidrec-installed: requirements.lock setup.py pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "sidrec needs Python 3.11 (the only Python tfx 1.21 supports); found " + sys.version.split()[0])'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --no-deps -r requirements.lock
