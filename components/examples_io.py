@@ -31,5 +31,6 @@ def read_string_columns(files: Iterable[str], columns: Iterable[str],
     parsed = tf.io.parse_example(batch, spec)
     for c in columns:
       out[c].append(parsed[c].numpy())
-  return {c: (np.concatenate(v).astype(str) if v else np.array([], dtype=str))
+  # Bytes features are UTF-8 (titles carry accents): decode explicitly, never as ASCII.
+  return {c: np.array([b.decode("utf-8") for b in np.concatenate(v)] if v else [], dtype=object)
           for c, v in out.items()}

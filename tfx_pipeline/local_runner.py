@@ -115,27 +115,36 @@ def run(config: config_lib.PipelineConfig, force_prepare: bool = False,
   progress = ComponentProgress(total=len(pipeline.components),
                                pipeline_root=os.path.abspath(config.pipeline_root))
   absl_logger = absl_logging.get_absl_logger()
-  absl_logger.addHandler(progress)
   previous_verbosity = absl_logging.get_verbosity()
-  # Our handler needs INFO records; the default absl stderr handler is quietened instead,
-  # so the user sees one line per component rather than thousands of TFX/Beam log lines.
-  # Set through absl's verbosity flag, not Logger.setLevel: TensorFlow's SavedModel writer
-  # sets verbosity to FATAL and back to the *flag's* value, which would silently undo a
-  # plain setLevel (tensorflow/python/trackable/autotrackable.py).
+  previous_propagate = absl_logger.propagate
+  # The full INFO log of TFX, Beam and our executors goes to a file; the terminal gets one
+  # line per component plus warnings. Verbosity is set through absl's flag, not
+  # Logger.setLevel: TensorFlow's SavedModel writer sets verbosity to FATAL and back to the
+  # *flag's* value, which would silently undo a plain setLevel
+  # (tensorflow/python/trackable/autotrackable.py).
+  log_path = os.path.join(config.output_dir, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
+  os.makedirs(os.path.dirname(log_path), exist_ok=True)
+  file_handler = logging.FileHandler(log_path)
+  file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+  warnings_handler = logging.StreamHandler(sys.stderr)
+  warnings_handler.setLevel(logging.WARNING)
+  handlers = [progress, file_handler] + ([warnings_handler] if quiet_tfx_logs else [])
+  for handler in handlers:
+    absl_logger.addHandler(handler)
   absl_logging.set_verbosity(absl_logging.INFO)
-  stderr_handler = absl_logging.get_absl_handler()
-  previous_handler_level = stderr_handler.level
   if quiet_tfx_logs:
-    stderr_handler.setLevel(logging.WARNING)
+    absl_logger.propagate = False
   print(f"Running pipeline '{config.name}' ({progress.total} components), "
-        f"root {config.pipeline_root}", flush=True)
+        f"root {config.pipeline_root}; full log: {log_path}", flush=True)
   start = time.time()
   try:
     tfx.orchestration.LocalDagRunner().run(pipeline)
   finally:
-    absl_logger.removeHandler(progress)
+    for handler in handlers:
+      absl_logger.removeHandler(handler)
+    file_handler.close()
+    absl_logger.propagate = previous_propagate
     absl_logging.set_verbosity(previous_verbosity)
-    stderr_handler.setLevel(previous_handler_level)
   elapsed = time.time() - start
   report = report_lib.build_report(config, stats, component_seconds=progress.seconds,
                                    cached=sorted(progress.cached), pipeline_seconds=elapsed)
