@@ -1,0 +1,89 @@
+"""SemanticIdJoiner executor over a tiny hand-built Examples + SemanticIds fixture."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.types import artifact_utils
+from tfx.types import standard_artifacts
+
+from components import artifacts
+from components.semantic_id_assigner.executor import SIDS_DIR
+from components.semantic_id_joiner import executor
+
+SIDS = {"a": [1, 2, 3], "b": [1, 2, 4], "new": [7, 0, 5]}
+MOC = {"a": [9, 8], "b": [9, 7], "new": [6, 6]}
+
+
+def _example(item, history):
+  return tf.train.Example(features=tf.train.Features(feature={
+      "item_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[item.encode()])),
+      "history_item_ids": tf.train.Feature(
+          bytes_list=tf.train.BytesList(value=[h.encode() for h in history])),
+      "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
+  })).SerializeToString()
+
+
+def _write(path, records):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as w:
+    for r in records:
+      w.write(r)
+
+
+def _codes_artifact(root, table):
+  art = artifacts.SemanticIds()
+  art.uri = str(root)
+  _write(os.path.join(art.uri, SIDS_DIR, "part-00000-of-00001.tfrecord.gz"), [
+      tf.train.Example(features=tf.train.Features(feature={
+          "item_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[k.encode()])),
+          "codes": tf.train.Feature(int64_list=tf.train.Int64List(value=v)),
+      })).SerializeToString() for k, v in table.items()])
+  return art
+
+
+def _read(uri):
+  files = tf.io.gfile.glob(os.path.join(uri, "*"))
+  return [tf.train.Example.FromString(r.numpy())
+          for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def _run(tmp_path, examples_by_split, sids=SIDS, moc=MOC):
+  examples = standard_artifacts.Examples()
+  examples.uri = str(tmp_path / "examples")
+  examples.split_names = artifact_utils.encode_split_names(list(examples_by_split))
+  for split, records in examples_by_split.items():
+    _write(os.path.join(examples.uri, f"Split-{split}", "data.gz"), records)
+  output = standard_artifacts.Examples()
+  output.uri = str(tmp_path / "joined")
+  inputs = {"examples": [examples], "semantic_ids": [_codes_artifact(tmp_path / "sids", sids)],
+            "moc_codes": [_codes_artifact(tmp_path / "moc", moc)]}
+  executor.Executor().Do(inputs, {"joined_examples": [output]}, {})
+  return output
+
+
+def test_candidate_and_history_codes_are_joined_in_every_split(tmp_path):
+  output = _run(tmp_path, {
+      "train": [_example("a", []), _example("b", ["a"])],
+      "eval": [_example("new", ["b", "a"])],
+  })
+  assert artifact_utils.decode_split_names(output.split_names) == ["train", "eval"]
+  train = {e.features.feature["item_id"].bytes_list.value[0].decode(): e
+           for e in _read(artifact_utils.get_split_uri([output], "train"))}
+  f = train["b"].features.feature
+  assert list(f["item_sid"].int64_list.value) == SIDS["b"]
+  assert list(f["history_sid"].int64_list.value) == SIDS["a"]
+  assert list(f["item_moc_codes"].int64_list.value) == MOC["b"]
+  assert list(train["a"].features.feature["history_sid"].int64_list.value) == []
+  (new,) = _read(artifact_utils.get_split_uri([output], "eval"))
+  f = new.features.feature
+  assert list(f["item_sid"].int64_list.value) == SIDS["new"]
+  # History keeps its order: b's codes first, then a's.
+  assert list(f["history_sid"].int64_list.value) == SIDS["b"] + SIDS["a"]
+  assert list(f["history_moc_codes"].int64_list.value) == MOC["b"] + MOC["a"]
+  assert f["label"].int64_list.value[0] == 1  # original features kept
+
+
+def test_item_without_codes_is_a_clear_error(tmp_path):
+  with pytest.raises(Exception, match="item 'ghost'.*no codes in the SemanticIds"):
+    _run(tmp_path, {"train": [_example("ghost", [])]})
