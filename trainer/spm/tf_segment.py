@@ -1,0 +1,158 @@
+"""SentencePiece (BPE) segmentation of SIDs in standard TensorFlow ops.
+
+No tensorflow_text, no py_function: only UnicodeEncode, StringJoin, hash-table lookups (tables
+initialised from the vocabulary asset with tf.lookup.TextFileInitializer), ArgMin/Where/Gather and
+assertions, i.e. ops every TensorFlow Serving build has. The tables take the asset path as a
+tensor, so the same code runs on a tf.Transform analyzer output (`segment_sids`) and on a path
+string (`SpmSubIdSegmenter`, a tf.Module whose asset is copied into a SavedModel's assets/).
+
+Algorithm (exactly sentencepiece's BPE encoder, see vocabulary.py): the L codes of a SID become L
+one-character strings; L-1 rounds each merge, per row, the adjacent pair whose concatenation is a
+multi-code piece with the smallest merge rank (= highest score), the leftmost on equal ranks; rows
+with no mergeable pair stay as they are. The remaining symbols are looked up as token ids
+(learned pieces, or the fallback token of a code the model never saw). Output: token ids [B, L]
+int64, padded with 0 after each row's length.
+
+Inputs: int64 (or int32) codes [B, L] with a static L equal to the asset's levels; every code
+must be in [0, codebook_size) -- checked at run time with tf.debugging assertions
+(InvalidArgumentError naming the problem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Optional, Tuple, Union
+
+import tensorflow as tf
+
+from trainer.spm.vocabulary import PLANE15_BASE
+
+_KEY_COL, _VALUE_COL, _RANK_COL = 0, 1, 2
+_NO_MERGE = tf.int64.max
+
+
+class _Tables(tf.Module):
+  """The two lookup tables of one asset: piece/meta key -> value (token id or meta value) and
+  piece -> merge rank (-1: not a multi-code piece). A tf.Module so that a SavedModel tracks them
+  (and through their initializers, the asset)."""
+
+  def __init__(self, asset_path):
+    super().__init__(name="spm_subid_tables")
+    self.values = tf.lookup.StaticHashTable(
+        tf.lookup.TextFileInitializer(asset_path, tf.string, _KEY_COL, tf.int64, _VALUE_COL,
+                                      delimiter="\t"), default_value=-1)
+    self.ranks = tf.lookup.StaticHashTable(
+        tf.lookup.TextFileInitializer(asset_path, tf.string, _KEY_COL, tf.int64, _RANK_COL,
+                                      delimiter="\t"), default_value=-1)
+
+  def meta(self, name: str) -> tf.Tensor:
+    return self.values.lookup(tf.constant(f"<meta:{name}>"))
+
+
+def _eager_tensor(t) -> bool:
+  # EagerTensor is not public API; tf.is_symbolic_tensor is the supported test.
+  return isinstance(t, tf.Tensor) and not tf.is_symbolic_tensor(t)
+
+
+def build_tables(asset_path) -> _Tables:
+  """Creates the tables. Inside a tf.function with a concrete (eager/str) path they are lifted
+  out with tf.init_scope, as tf.Transform does for its vocabularies, so they are created and
+  initialised once and tracked as resources of the enclosing SavedModel/Module."""
+  with contextlib.ExitStack() as stack:
+    if tf.inside_function() and (isinstance(asset_path, (str, bytes)) or
+                                 _eager_tensor(asset_path)):
+      stack.enter_context(tf.init_scope())
+    return _Tables(asset_path)
+
+
+def segment_with_tables(tables: _Tables, sids: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+  """sids [B, L] int -> (token ids [B, L] int64 padded with 0, lengths [B] int64)."""
+  sids = tf.convert_to_tensor(sids)
+  if not sids.dtype.is_integer:
+    raise TypeError(f"SIDs must be an integer tensor, got {sids.dtype}")
+  sids = tf.cast(sids, tf.int64)
+  if sids.shape.rank != 2 or sids.shape[1] is None:
+    raise ValueError(f"SIDs must be [batch, levels] with a static number of levels, got shape "
+                     f"{sids.shape}")
+  L = int(sids.shape[1])
+  levels = tables.meta("levels")
+  K = tables.meta("codebook_size")
+  checks = [
+      tf.debugging.assert_equal(
+          levels, tf.constant(L, tf.int64),
+          message=f"SIDs have {L} levels but the SentencePiece sub-ID vocabulary asset has a "
+                  "different number of levels (or the asset lacks <meta:levels>)"),
+      tf.debugging.assert_non_negative(sids, message="SID codes must be >= 0"),
+      tf.debugging.assert_less(sids, K, message="SID codes must be < the vocabulary's "
+                                                "codebook_size"),
+  ]
+  with tf.control_dependencies(checks):
+    batch = tf.shape(sids, out_type=tf.int64)[0]
+    flat = sids + tf.range(L, dtype=tf.int64)[tf.newaxis, :] * K
+    codepoints = tf.cast(flat + PLANE15_BASE, tf.int32)
+    chars = tf.strings.unicode_encode(tf.reshape(codepoints, [-1, 1]), "UTF-8")
+    sym = tf.reshape(chars, tf.stack([batch, L]))
+  n = tf.fill(tf.reshape(batch, [1]), tf.constant(L, tf.int64))  # symbols per row
+  pos = tf.range(L - 1, dtype=tf.int64)[tf.newaxis, :]
+  col = tf.range(L, dtype=tf.int64)[tf.newaxis, :]
+  empty = tf.fill(tf.stack([batch, 1]), "")
+  for _ in range(L - 1):
+    cand = tf.strings.join([sym[:, :-1], sym[:, 1:]])  # [B, L-1]
+    rank = tables.ranks.lookup(cand)
+    ok = (rank >= 0) & (pos < (n - 1)[:, tf.newaxis])
+    key = tf.where(ok, rank * L + pos, _NO_MERGE)  # leftmost among equal ranks
+    j = tf.argmin(key, axis=1, output_type=tf.int64)
+    has = tf.reduce_any(ok, axis=1)
+    merged_piece = tf.gather(cand, j, batch_dims=1)[:, tf.newaxis]
+    shifted = tf.concat([sym[:, 1:], empty], axis=1)
+    jj = j[:, tf.newaxis]
+    merged = tf.where(col < jj, sym, tf.where(tf.equal(col, jj), merged_piece, shifted))
+    sym = tf.where(has[:, tf.newaxis], merged, sym)
+    n = n - tf.cast(has, tf.int64)
+  valid = col < n[:, tf.newaxis]
+  ids = tables.values.lookup(sym)
+  ids = tf.where(valid, ids, tf.zeros_like(ids))
+  with tf.control_dependencies([
+      tf.debugging.assert_non_negative(
+          ids, message="a SID symbol is missing from the SentencePiece sub-ID asset "
+                       "(corrupt asset?)")]):
+    ids = tf.identity(ids)
+  return ids, n
+
+
+class SpmSubIdSegmenter(tf.Module):
+  """Segments SIDs into SentencePiece sub-ID token ids with standard TF ops.
+
+  Args:
+    asset_path: the vocabulary asset (SpmSubIdVocabulary.to_asset / the analyzer's output): a
+      path string, or a scalar string tensor. Built from a path string (or eager tensor) the
+      tables are created once here, tracked by this module, and `tf.saved_model.save` copies the
+      asset into the SavedModel's assets/ directory.
+
+  Call: `segmenter(sids)` -> token ids [B, L] int64 padded with 0;
+  `segmenter.segment_with_lengths(sids)` -> (ids, lengths [B] int64);
+  `segmenter.segment_ragged(sids)` -> RaggedTensor [B, None] int64;
+  `segmenter.num_tokens()` -> int64 scalar (embedding-table rows).
+  """
+
+  def __init__(self, asset_path: Union[str, bytes, os.PathLike, tf.Tensor],
+               name: Optional[str] = None):
+    super().__init__(name=name)
+    if isinstance(asset_path, os.PathLike):
+      asset_path = os.fspath(asset_path)
+    with self.name_scope:
+      self._tables = build_tables(asset_path)
+
+  def segment_with_lengths(self, sids) -> Tuple[tf.Tensor, tf.Tensor]:
+    return segment_with_tables(self._tables, sids)
+
+  def __call__(self, sids) -> tf.Tensor:
+    return segment_with_tables(self._tables, sids)[0]
+
+  def segment_ragged(self, sids) -> tf.RaggedTensor:
+    ids, n = segment_with_tables(self._tables, sids)
+    return tf.RaggedTensor.from_tensor(ids, lengths=n)
+
+  def num_tokens(self) -> tf.Tensor:
+    return self._tables.meta("num_tokens")
