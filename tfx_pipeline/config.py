@@ -178,6 +178,93 @@ class CodebookConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RankingConfig:
+  """TFRS ranking model (trainer/model): item representation, sizes and training settings.
+
+  Sizes that come from the data (user/item vocabularies, SID levels L and codebook size K, the
+  SentencePiece vocabulary) are not settings: the trainer reads them from its inputs and passes
+  them to `trainer.model.SidRankingModel` as `trainer.model.features.VocabSizes`.
+  """
+  # How the candidate (and history) items are represented; one of REPRESENTATIONS:
+  #   random_id          hashed item ID, `random_id_rows` rows (the papers' baseline)
+  #   item_id_vocab      one row per training item + `item_oov_buckets` rows for unseen items
+  #   no_item            no item input at all: the user-features-only floor
+  #   dense_content      linear projection of the frozen content embedding
+  #   sid_unigram        one table of K rows per SID level, summed
+  #   sid_bigram         non-overlapping code pairs, one table of min(K^2, table_budget) rows each
+  #   sid_prefix_ngram   one token per SID prefix (c1), (c1,c2), ..., one table per prefix length
+  #   sid_spm            SentencePiece pieces of the SID, one row per piece
+  #   moc                Mixture-of-Codes: one table per codebook + bottleneck self-gating fusion
+  #   sid_spm+item_id_vocab, sid_prefix_ngram+item_id_vocab   hybrids (see `hybrid_combiner`)
+  representation: str = "sid_spm"
+  # E: size of the item vector every representation produces (per table row, and after fusion).
+  embedding_dim: int = 32
+  # Embedding size of the user-id token; age/gender/occupation tokens use `user_feature_dim`.
+  user_embedding_dim: int = 32
+  user_feature_dim: int = 8
+  # Rows per table for hashed tables: an n-gram group or SID prefix whose cardinality (K^n,
+  # K^prefix_length) exceeds it is hashed (farmhash64 of its codes) into this many rows.
+  # 65,536 = K^2 for K = 256, so bigrams stay exact with the default codebook.
+  table_budget: int = 65536
+  # Rows of the `random_id` table (item ids hashed mod this by Transform: much smaller than
+  # the catalog on purpose, DESIGN.md §1.1 / §4: 1,000 rows on ML-1M).
+  random_id_rows: int = 1000
+  # Extra `item_id_vocab` rows for items outside the training vocabulary (never trained).
+  item_oov_buckets: int = 1
+  # How the two parts of a hybrid representation are combined: "sum" (both give E) or "concat".
+  hybrid_combiner: str = "sum"
+  # How the SPM piece embeddings of one item are pooled over non-padding pieces: "mean" | "sum".
+  spm_combiner: str = "mean"
+  # Mixture-of-Codes: embedding size of each codebook's table (0 = embedding_dim) and width of
+  # the fusion network's bottleneck (down-projection) layer.
+  moc_code_dim: int = 0
+  moc_bottleneck_dim: int = 16
+  # Feed the user's history (mean of the history items' vectors, same representation layer and
+  # weights as the candidate, padding masked out). False = candidate and user features only.
+  use_history: bool = True
+  # N: history items per example; must equal the `split.history_length` the data was built with.
+  history_length: int = 10
+  # DCN-v2 cross layers (tfrs.layers.dcn.Cross) on [user, candidate, pooled history]; a
+  # projection dim > 0 makes them low-rank (W = U V, rank cross_projection_dim).
+  cross_layers: int = 2
+  cross_projection_dim: int = 0
+  # ReLU layers after the cross layers, then one logit.
+  mlp_dims: tuple = (128, 64)
+  # "lazy_adam": Adam, but embedding tables update only the rows looked up in the batch (step
+  # cost grows with the batch, not the table); "adam": tf_keras Adam, which decays and moves
+  # every table row every step (O(table rows): 2x slower with 131k-row tables); "adagrad".
+  optimizer: str = "lazy_adam"
+  learning_rate: float = 2e-3
+  batch_size: int = 1024
+  epochs: int = 2
+  # Seeds every initializer (layer by layer, in construction order) and the input shuffle.
+  seed: int = 0
+
+  REPRESENTATIONS = ("random_id", "item_id_vocab", "no_item", "dense_content", "sid_unigram",
+                     "sid_bigram", "sid_prefix_ngram", "sid_spm", "moc",
+                     "sid_spm+item_id_vocab", "sid_prefix_ngram+item_id_vocab")
+
+  def __post_init__(self):
+    if self.representation not in self.REPRESENTATIONS:
+      raise ValueError(f"representation must be one of {self.REPRESENTATIONS}, "
+                       f"got {self.representation!r}")
+    if min(self.embedding_dim, self.user_embedding_dim, self.user_feature_dim,
+           self.table_budget, self.random_id_rows, self.batch_size, self.epochs) < 1:
+      raise ValueError("ranking needs embedding dims, table_budget, random_id_rows, "
+                       "batch_size and epochs >= 1")
+    if min(self.item_oov_buckets, self.history_length, self.cross_layers,
+           self.cross_projection_dim, self.moc_code_dim) < 0 or self.moc_bottleneck_dim < 1:
+      raise ValueError("ranking needs item_oov_buckets, history_length, cross_layers, "
+                       "cross_projection_dim, moc_code_dim >= 0 and moc_bottleneck_dim >= 1")
+    if self.hybrid_combiner not in ("sum", "concat") or self.spm_combiner not in ("mean", "sum"):
+      raise ValueError("hybrid_combiner must be sum|concat and spm_combiner mean|sum")
+    if self.optimizer not in ("lazy_adam", "adam", "adagrad") or not self.learning_rate > 0:
+      raise ValueError("optimizer must be lazy_adam|adam|adagrad with learning_rate > 0")
+    if any(int(d) < 1 for d in self.mlp_dims):
+      raise ValueError(f"mlp_dims must be positive, got {self.mlp_dims}")
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
   """Everything one sidrec run needs."""
   name: str = "sidrec"
@@ -188,8 +275,16 @@ class PipelineConfig:
   codebook: CodebookConfig = CodebookConfig()
   # Codebook methods the pipeline trains side by side (each from `codebook` with its method).
   codebook_methods: tuple = CODEBOOK_METHODS
+  ranking: RankingConfig = RankingConfig()
   # Extra Beam options, e.g. ["--runner=DataflowRunner", ...] on Kubeflow.
   beam_pipeline_args: tuple = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+  def __post_init__(self):
+    # The data step writes the history; the model reads that many items. One source of truth:
+    # split.history_length wins, so the two can never disagree.
+    if self.ranking.history_length != self.split.history_length:
+      object.__setattr__(self, "ranking", dataclasses.replace(
+          self.ranking, history_length=self.split.history_length))
 
   # Derived locations: one place defines the output layout.
   @property
@@ -247,7 +342,8 @@ def from_json(cls: Type[T], text: str) -> T:
 
 
 _DATACLASSES = {c.__name__: c for c in (
-    SyntheticConfig, DataConfig, SplitConfig, EmbeddingConfig, CodebookConfig, PipelineConfig)}
+    SyntheticConfig, DataConfig, SplitConfig, EmbeddingConfig, CodebookConfig, PipelineConfig,
+    RankingConfig)}
 
 
 def replace_section(config: PipelineConfig, section: str, **changes) -> PipelineConfig:

@@ -1,0 +1,156 @@
+"""SidRankingModel: training per representation, cold-start claim, masking, export, seeds."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from tfx_pipeline.config import RankingConfig
+from trainer.model import features as F
+from trainer.model import ranking
+from trainer.model.conftest import fast_config, train
+
+
+def auc(labels, scores):
+  """Rank AUC (ties averaged)."""
+  labels = np.asarray(labels) > 0.5
+  order = np.argsort(scores, kind="mergesort")
+  ranks = np.empty(len(scores))
+  sorted_scores = np.asarray(scores)[order]
+  i = 0
+  while i < len(scores):
+    j = i
+    while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+      j += 1
+    ranks[order[i:j + 1]] = (i + j) / 2 + 1
+    i = j + 1
+  pos = labels.sum()
+  return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * (len(labels) - pos)))
+
+
+def scores(model, feats):
+  return model.predict_proba(feats).numpy()
+
+
+@pytest.mark.parametrize("name", RankingConfig.REPRESENTATIONS)
+def test_every_representation_trains(name, trained, data):
+  model, before, after = trained(name)
+  assert isinstance(model, tfrs.models.Model)
+  assert after < before - 0.01, f"{name}: train BCE {before:.4f} -> {after:.4f}"
+  p = scores(model, data.eval)
+  assert p.shape == (len(data.eval_is_new),)
+  assert auc(data.eval["label"], p) > 0.55
+  report = model.table_report()
+  assert report["item_table_rows"] == model.representation.table_rows
+  assert report["user_table_rows"] == sum(data.sizes.user_vocab().values())
+
+
+def test_sids_score_new_items_far_better_than_ids(trained, data):
+  """Held-out items share SID codes with trained items of their cluster: SID representations
+  score them well, item-id representations cannot (the papers' cold-start claim)."""
+  new = data.eval_is_new
+  y = data.eval["label"][new]
+  new_auc = {name: auc(y, scores(trained(name)[0], data.eval)[new])
+             for name in ("random_id", "item_id_vocab", "sid_unigram", "sid_bigram",
+                          "sid_prefix_ngram", "sid_spm", "moc")}
+  ids = max(new_auc["random_id"], new_auc["item_id_vocab"])
+  for name in ("sid_unigram", "sid_bigram", "sid_prefix_ngram", "sid_spm", "moc"):
+    assert new_auc[name] > ids + 0.05, new_auc
+  # The new items were never trained on, neither as candidates nor in histories.
+  new_vocab_ids = set(np.unique(data.eval[F.ITEM_VOCAB_ID][new]))
+  assert not new_vocab_ids & set(np.unique(data.train[F.ITEM_VOCAB_ID]))
+  assert not new_vocab_ids & set(np.unique(data.train["history_item_vocab_id"]))
+
+
+def _perturb_padding(feats, seed=1):
+  rng = np.random.default_rng(seed)
+  out = dict(feats)
+  pad = feats[F.HISTORY_MASK] == 0
+  assert pad.any() and (~pad).any()
+  for name in F.ITEM_FEATURES:
+    h = feats[F.history_name(name)].copy()
+    if name == F.ITEM_EMBEDDING:
+      h[pad] = np.nan  # not even NaN may leak through the mask
+    else:
+      h[pad] = rng.integers(1, 12, h[pad].shape)
+    out[F.history_name(name)] = h
+  return out
+
+
+@pytest.mark.parametrize("name", ["sid_spm", "dense_content", "moc"])
+def test_history_padding_does_not_change_output(name, trained, data):
+  model = trained(name)[0]
+  feats = {k: v[:512] for k, v in data.eval.items()}
+  base = model(feats).numpy()
+  np.testing.assert_array_equal(model(_perturb_padding(feats)).numpy(), base)
+  # ... while a real history item does change it.
+  changed = dict(feats)
+  name0 = model.representation.feature_names[0]
+  h = feats[F.history_name(name0)].copy()
+  h[:, 0] = h[::-1, 0]
+  changed[F.history_name(name0)] = h
+  assert np.abs(model(changed).numpy() - base).max() > 1e-6
+
+
+def test_masked_mean():
+  values = tf.constant([[[1.0, 2.0], [3.0, 4.0], [np.inf, np.nan]], [[5.0, 6.0]] * 3])
+  mask = tf.constant([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+  np.testing.assert_array_equal(ranking.masked_mean(values, mask).numpy(), [[2, 3], [0, 0]])
+
+
+def test_saved_model_round_trip(trained, data, tmp_path):
+  model = trained("sid_spm+item_id_vocab")[0]
+  feats = {k: tf.constant(v[:300]) for k, v in data.eval.items()}
+  serve = ranking.serving_function(model)
+  inputs = {k: feats[k] for k in model.input_signature()}
+  expected = serve(inputs)
+  path = ranking.export_saved_model(model, str(tmp_path / "model"))
+  loaded = tf.saved_model.load(path)
+  sig = loaded.signatures["serving_default"]
+  assert set(sig.structured_input_signature[1]) == set(inputs)
+  got = sig(**inputs)
+  np.testing.assert_array_equal(got["logits"].numpy(), expected["logits"].numpy())
+  np.testing.assert_array_equal(got["probability"].numpy(), expected["probability"].numpy())
+  np.testing.assert_allclose(got["probability"].numpy(), model.predict_proba(feats).numpy(),
+                             rtol=1e-5, atol=1e-6)
+  # Variable history length at serving (signature's N is None).
+  short = dict(inputs)
+  for k in short:
+    if k.startswith(F.HISTORY_PREFIX) or k == F.HISTORY_MASK:
+      short[k] = short[k][:, :2]
+  assert sig(**short)["logits"].shape == (300,)
+
+
+def test_same_seed_same_model_different_seed_differs(trained, data):
+  config = fast_config("sid_prefix_ngram")
+  again, _, _ = train(config, data)
+  first = trained("sid_prefix_ngram")[0]
+  feats = {k: v[:500] for k, v in data.eval.items()}
+  np.testing.assert_array_equal(again(feats).numpy(), first(feats).numpy())
+  a = ranking.SidRankingModel(config, data.sizes)
+  b = ranking.SidRankingModel(dataclasses.replace(config, seed=1), data.sizes)
+  assert not np.allclose(a(feats).numpy(), b(feats).numpy())
+
+
+def test_low_rank_cross_no_history_and_label_shapes(data):
+  config = fast_config("sid_unigram", cross_projection_dim=4, use_history=False,
+                       optimizer="adagrad", mlp_dims=(16,))
+  model = ranking.build_ranking_model(config, data.sizes)
+  assert F.HISTORY_MASK not in model.input_signature()
+  feats = {k: v[:64] for k, v in data.train.items() if not k.startswith(F.HISTORY_PREFIX)}
+  # Scalar features as [B, 1] (as some tf.Transform outputs come) and an int64 label.
+  feats[F.USER_ID] = feats[F.USER_ID][:, None]
+  feats[F.LABEL] = feats[F.LABEL].astype(np.int64)
+  loss = model.compute_loss(feats, training=False)
+  assert loss.shape == () and np.isfinite(loss.numpy())
+  assert model(feats).shape == (64,)
+  assert model.cross[0]._dense_u is not None  # pylint: disable=protected-access
+  with pytest.raises(ValueError, match="needs user features"):
+    ranking.SidRankingModel(fast_config("no_item"), F.VocabSizes())

@@ -1,0 +1,226 @@
+"""Shapes, table sizes and behaviour of each item-representation layer (eager, no training)."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfx_pipeline.config import RankingConfig, from_json, to_json
+from trainer.model import features as F
+from trainer.model import representations as R
+from trainer.model.conftest import fast_config
+
+E = 8
+T = 6
+SIZES = F.VocabSizes(user_id=11, user_age=8, user_gender=3, user_occupation=22, num_items=50,
+                     sid_levels=4, sid_codebook_size=256, moc_codebooks=3, moc_codebook_size=16,
+                     spm_vocab_size=40, spm_max_pieces=4, content_dim=12)
+
+
+def item_inputs(t=T, seed=0):
+  rng = np.random.default_rng(seed)
+  spm = rng.integers(1, 40, (t, 4))
+  spm[:, 3] = 0
+  return {F.ITEM_RANDOM_ID: tf.constant(rng.integers(0, 64, t), tf.int64),
+          F.ITEM_VOCAB_ID: tf.constant(rng.integers(0, 51, t), tf.int64),
+          F.ITEM_EMBEDDING: tf.constant(rng.standard_normal((t, 12)), tf.float32),
+          F.ITEM_SID: tf.constant(rng.integers(0, 256, (t, 4)), tf.int64),
+          F.ITEM_MOC_CODES: tf.constant(rng.integers(0, 16, (t, 3)), tf.int64),
+          F.ITEM_SPM_TOKENS: tf.constant(spm, tf.int64)}
+
+
+EXPECTED_ROWS = {
+    "random_id": 64,
+    "item_id_vocab": 50 + 1,
+    "no_item": 0,
+    "dense_content": 0,
+    "sid_unigram": 4 * 256,
+    "sid_bigram": 2 * 4096,  # K^2 = 65,536 > budget 4,096: hashed
+    "sid_prefix_ngram": 256 + 4096 * 3,
+    "sid_spm": 40,
+    "moc": 3 * 16,
+    "sid_spm+item_id_vocab": 40 + 51,
+    "sid_prefix_ngram+item_id_vocab": 256 + 4096 * 3 + 51,
+}
+
+
+@pytest.mark.parametrize("name", RankingConfig.REPRESENTATIONS)
+def test_factory_shapes_and_table_rows(name):
+  rep = R.make_item_representation(name, fast_config(name, embedding_dim=E), SIZES)
+  out = rep(item_inputs())
+  assert out.shape == (T, 0 if name == "no_item" else E)
+  assert rep.table_rows == EXPECTED_ROWS[name]
+  assert set(rep.feature_names) <= set(F.ITEM_FEATURES)
+  # Every table variable holds exactly the reported rows.
+  rows = sum(w.shape[0] for w in rep.weights if "table" in w.name)
+  assert rows == rep.table_rows
+  assert np.all(np.isfinite(out.numpy()))
+
+
+def test_factory_knows_exactly_the_config_names():
+  assert R.REPRESENTATIONS == RankingConfig.REPRESENTATIONS
+  with pytest.raises(ValueError, match="unknown representation"):
+    R.make_item_representation("sid_trigram", fast_config(), SIZES)
+  with pytest.raises(ValueError, match="representation must be one of"):
+    RankingConfig(representation="sid_trigram")
+
+
+def test_missing_sizes_are_named():
+  with pytest.raises(ValueError, match="spm_vocab_size"):
+    R.make_item_representation("sid_spm", fast_config(), F.VocabSizes())
+  with pytest.raises(ValueError, match="sid_codebook_size"):
+    R.make_item_representation("sid_bigram", fast_config(), F.VocabSizes(sid_levels=4))
+
+
+def test_bigram_table_exact_under_budget_hashed_over():
+  k, levels = 256, 4
+  exact = R.SidNgramEmbedding(2, levels, k, E, table_budget=k**2, name="exact")
+  assert exact.table_rows == (levels // 2) * k**2 == 131_072
+  assert exact.group_hashed == [False, False]
+  hashed = R.SidNgramEmbedding(2, levels, k, E, table_budget=1000, name="hashed")
+  assert hashed.table_rows == 2 * 1000 and hashed.group_hashed == [True, True]
+  codes = tf.constant([[1, 2, 3, 4], [1, 2, 9, 9], [2, 1, 3, 4]], tf.int64)
+  ids = exact.token_ids(codes).numpy()
+  # Exact: token = c1*K + c2 in group 0, offset K^2 for group 1; equal pairs share a row.
+  np.testing.assert_array_equal(ids[:, 0], [1 * k + 2, 1 * k + 2, 2 * k + 1])
+  np.testing.assert_array_equal(ids[:, 1], [k**2 + 3 * k + 4, k**2 + 9 * k + 9, k**2 + 3 * k + 4])
+  hids = hashed.token_ids(codes).numpy()
+  assert hids[0, 0] == hids[1, 0] and hids[0, 1] == hids[2, 1]
+  assert np.all((hids[:, 0] >= 0) & (hids[:, 0] < 1000)) and np.all(hids[:, 1] >= 1000)
+  # Odd L: the last group holds the single remaining code (K rows).
+  odd = R.SidNgramEmbedding(2, 3, k, E, table_budget=k**2, name="odd")
+  assert odd.group_rows == [k**2, k]
+
+
+def test_unigram_is_one_k_table_per_level():
+  uni = R.SidNgramEmbedding(1, 3, 16, E, table_budget=4, name="uni")  # K=16 > budget 4: hashed
+  assert uni.group_rows == [4, 4, 4]
+  uni = R.SidNgramEmbedding(1, 3, 16, E, table_budget=4096, name="uni2")
+  assert uni.group_rows == [16, 16, 16] and uni.table_rows == 48
+
+
+def test_prefix_ngram_tokens_share_prefixes():
+  k = 16
+  prefix = R.SidPrefixNgramEmbedding(3, k, E, table_budget=300, name="prefix")
+  assert prefix.group_rows == [16, 256, 300] and prefix.group_hashed == [False, False, True]
+  assert prefix.tables() == {"prefix/prefix1": 16, "prefix/prefix2": 256, "prefix/prefix3": 300}
+  codes = tf.constant([[3, 5, 7], [3, 5, 8], [3, 6, 7]], tf.int64)
+  ids = prefix.token_ids(codes).numpy()
+  np.testing.assert_array_equal(ids[:, 0], [3, 3, 3])
+  np.testing.assert_array_equal(ids[:, 1], [16 + 3 * k + 5, 16 + 3 * k + 5, 16 + 3 * k + 6])
+  assert len(set(ids[:, 2])) == 3 and np.all((ids[:, 2] >= 272) & (ids[:, 2] < 572))
+  # Large L*log K does not overflow: K=2048, L=8 hashes every prefix beyond the budget.
+  big = R.SidPrefixNgramEmbedding(8, 2048, E, table_budget=65536, name="big")
+  assert big.group_rows == [2048] + [65536] * 7
+  out = big({F.ITEM_SID: tf.constant(np.full((2, 8), 2047), tf.int64)})
+  assert out.shape == (2, E)
+
+
+def test_hash_is_stable():
+  # farmhash64 via tf.fingerprint: the same codes give the same bucket in every process.
+  h = R.hash_codes(tf.constant([[1, 2], [1, 2], [2, 1]], tf.int64), 1_000_003).numpy()
+  assert h[0] == h[1] != h[2]
+  again = R.hash_codes(tf.constant([[1, 2]], tf.int64), 1_000_003).numpy()
+  assert again[0] == h[0]
+
+
+def test_spm_pools_over_non_padding_pieces():
+  spm = R.SidSpmEmbedding(10, E, "mean", name="spm")
+  table = spm.table.numpy()
+  tokens = tf.constant([[3, 4, 0, 0], [3, 0, 0, 0], [0, 0, 0, 0], [3, 4, 99, -1]], tf.int64)
+  out = spm({F.ITEM_SPM_TOKENS: tokens}).numpy()
+  np.testing.assert_allclose(out[0], (table[3] + table[4]) / 2, rtol=1e-6)
+  np.testing.assert_allclose(out[1], table[3], rtol=1e-6)
+  np.testing.assert_array_equal(out[2], np.zeros(E))  # no piece -> zero vector
+  np.testing.assert_allclose(out[3], out[0], rtol=1e-6)  # out-of-range ids count as padding
+  total = R.SidSpmEmbedding(10, E, "sum", name="spm_sum")
+  s = total({F.ITEM_SPM_TOKENS: tokens}).numpy()
+  np.testing.assert_allclose(s[0], total.table.numpy()[3] + total.table.numpy()[4], rtol=1e-6)
+
+
+def test_moc_fusion_gate_in_unit_interval_and_shapes():
+  moc = R.MixtureOfCodesEmbedding(3, 16, E, code_dim=6, bottleneck_dim=4, name="moc")
+  inputs = item_inputs(t=32)
+  out, gate = moc.fuse(inputs)
+  assert out.shape == (32, E) and gate.shape == (32, 3 * 6)
+  g = gate.numpy()
+  assert np.all(g > 0) and np.all(g < 1)
+  assert g.std(axis=0).max() > 1e-4  # the gate depends on the item (self-gating)
+  # The fusion network: down (18 -> 4), up (4 -> 18), projection (18 -> E).
+  assert moc.fusion.down.kernel.shape == (18, 4) and moc.fusion.up.kernel.shape == (4, 18)
+  assert moc.projection.kernel.shape == (18, E)
+  # Output = projection(concat * gate).
+  codes = tf.clip_by_value(inputs[F.ITEM_MOC_CODES], 0, 15) + tf.constant([0, 16, 32], tf.int64)
+  z = tf.reshape(tf.gather(moc.table, codes), [32, 18])
+  np.testing.assert_allclose(out.numpy(), moc.projection(z * gate).numpy(), rtol=1e-5, atol=1e-6)
+  assert moc.table_rows == 48 and len(moc.tables()) == 3
+
+
+def test_item_id_oov_and_random_id_wrap():
+  item = R.ItemIdEmbedding(5, 2, E, name="item")
+  table = item.table.numpy()
+  out = item({F.ITEM_VOCAB_ID: tf.constant([0, 4, 5, 6, 1000, -3], tf.int64)}).numpy()
+  np.testing.assert_array_equal(out[0], table[0])
+  np.testing.assert_array_equal(out[2], table[5])  # OOV bucket rows 5, 6
+  np.testing.assert_array_equal(out[4], table[5 + 1000 % 2])  # out of range -> an OOV bucket
+  rand = R.RandomIdEmbedding(7, E, name="rand")
+  r = rand({F.ITEM_RANDOM_ID: tf.constant([3, 10], tf.int64)}).numpy()
+  np.testing.assert_array_equal(r[1], rand.table.numpy()[3])
+
+
+def test_hybrid_sum_and_concat():
+  cfg = fast_config(embedding_dim=E)
+  a = R.make_item_representation("sid_spm", cfg, SIZES)
+  b = R.make_item_representation("item_id_vocab", cfg, SIZES)
+  inputs = item_inputs()
+  s = R.Hybrid(a, b, "sum", name="h_sum")
+  np.testing.assert_allclose(s(inputs).numpy(), (a(inputs) + b(inputs)).numpy(), rtol=1e-6)
+  c = R.Hybrid(a, b, "concat", name="h_cat")
+  assert c(inputs).shape == (T, 2 * E) and c.output_dim == 2 * E
+  assert s.table_rows == c.table_rows == a.table_rows + b.table_rows
+  assert s.feature_names == (F.ITEM_SPM_TOKENS, F.ITEM_VOCAB_ID)
+  with pytest.raises(ValueError, match="equal output dims"):
+    R.Hybrid(a, R.RandomIdEmbedding(4, E + 1, name="r"), "sum")
+
+
+def test_dense_content_projects():
+  rep = R.make_item_representation("dense_content", fast_config(embedding_dim=E), SIZES)
+  out = rep(item_inputs())
+  assert out.shape == (T, E) and rep.projection.kernel.shape == (12, E)
+
+
+def test_same_seed_same_initial_tables():
+  cfg = fast_config(embedding_dim=E)
+  a = R.make_item_representation("moc", cfg, SIZES)
+  b = R.make_item_representation("moc", cfg, SIZES)
+  c = R.make_item_representation("moc", dataclasses.replace(cfg, seed=1), SIZES)
+  inputs = item_inputs()
+  np.testing.assert_array_equal(a(inputs).numpy(), b(inputs).numpy())
+  assert not np.allclose(a(inputs).numpy(), c(inputs).numpy())
+
+
+def test_ranking_config_json_round_trip():
+  cfg = fast_config("moc", mlp_dims=(16, 8), cross_projection_dim=4)
+  assert from_json(RankingConfig, to_json(cfg)) == cfg
+  assert RankingConfig().batch_size == 1024
+  with pytest.raises(ValueError):
+    RankingConfig(hybrid_combiner="max")
+  with pytest.raises(ValueError, match="unknown RankingConfig"):
+    from_json(RankingConfig, '{"embeding_dim": 3}')
+
+
+def test_input_signature_names_and_dtypes():
+  specs = F.input_signature([F.ITEM_SID, F.ITEM_EMBEDDING], SIZES, history_length=5)
+  assert specs[F.ITEM_SID].shape.as_list() == [None, 4]
+  assert specs["history_item_sid"].shape.as_list() == [None, 5, 4]
+  assert specs["history_item_embedding"].dtype == tf.float32
+  assert specs[F.HISTORY_MASK].shape.as_list() == [None, 5]
+  assert set(F.USER_FEATURES) <= set(specs)
+  for name, spec in specs.items():
+    assert spec.dtype.name == F.feature_dtype(name)
