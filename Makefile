@@ -10,7 +10,7 @@ DATASET ?= ml-1m
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test test-fast install clean
+.PHONY: demo test test-fast bench install clean
 
 # The stamp is rebuilt when the lock or setup.py changes; otherwise install is a no-op.
 $(VENV)/.sidrec-installed: requirements.lock setup.py pyproject.toml
@@ -31,6 +31,13 @@ test: install
 # Everything but the end-to-end LocalDagRunner runs.
 test-fast: install
 	$(PY) -m pytest -q -p no:cacheprovider -m "not e2e"
+
+# Throughput benchmarks (print figures and ratios against the targets; not part of `make test`).
+bench: install
+	$(PY) benchmarks/encoder_throughput.py
+	$(PY) benchmarks/codebook_throughput.py --max-items 100000
+	$(PY) benchmarks/spm_segmentation.py
+	$(PY) benchmarks/trainer_throughput.py
 
 clean:
 	rm -rf $(OUTPUT) build *.egg-info
