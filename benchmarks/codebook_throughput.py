@@ -42,6 +42,7 @@ import tensorflow as tf
 from components.codebook import base
 from components.codebook.train import make_codebook
 from tfx_pipeline.config import CodebookConfig
+from machine_rate import matmul_gflops  # benchmarks/machine_rate.py
 
 TRAIN_TARGET = 20_000.0
 ASSIGN_TARGET = 50_000.0
@@ -60,16 +61,6 @@ def synthetic_items(n: int, dim: int = 384, clusters: int = 1024, seed: int = 0)
         (m, dim), dtype=np.float32) * np.float32(0.6 / np.sqrt(dim))
     out[s:s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
   return out
-
-
-def matmul_gflops() -> float:
-  a = tf.random.normal([2048, 2048])
-  f = tf.function(tf.matmul)
-  f(a, a).numpy()
-  t = time.perf_counter()
-  for _ in range(5):
-    f(a, a).numpy()
-  return 5 * 2 * 2048**3 / (time.perf_counter() - t) / 1e9
 
 
 def flops_per_item(cfg: CodebookConfig, dim: int):

@@ -48,6 +48,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfx_pipeline.config import RankingConfig
+from machine_rate import matmul_gflops  # benchmarks/machine_rate.py
 from trainer.model import features as F
 from trainer.model import ranking
 
@@ -55,16 +56,6 @@ BASELINE = 100_000.0
 SIZES = F.VocabSizes(user_id=6041, user_age=8, user_gender=3, user_occupation=22,
                      num_items=3000, sid_levels=3, sid_codebook_size=256,
                      spm_vocab_size=8000, spm_max_pieces=3)
-
-
-def matmul_gflops() -> float:
-  a = tf.random.normal([2048, 2048])
-  f = tf.function(tf.matmul)
-  f(a, a).numpy()
-  t = time.perf_counter()
-  for _ in range(5):
-    f(a, a).numpy()
-  return 5 * 2 * 2048**3 / (time.perf_counter() - t) / 1e9
 
 
 def make_batches(batch: int, history: int, num_batches: int = 16, seed: int = 0):
