@@ -77,6 +77,8 @@ def test_examples_match_stats_and_schema(prepared):
 def test_history_strictly_earlier_and_bounded(prepared):
   _, _, ex = prepared
   rows = ex["train"] + ex["eval"]
+  train_items = {r["item_id"] for r in ex["train"]}
+  train_ids = {id(r) for r in ex["train"]}
   by_user = {}
   for r in rows:
     by_user.setdefault(r["user_id"], []).append((r["timestamp"], r["item_id"]))
@@ -85,6 +87,9 @@ def test_history_strictly_earlier_and_bounded(prepared):
     assert len(hist) <= 5
     earlier = sorted(by_user[r["user_id"]])
     earlier_items = [i for t, i in earlier if t < r["timestamp"]]
+    if id(r) in train_ids:
+      # Training examples' histories hold only items that are trained (never held-out ones).
+      earlier_items = [i for i in earlier_items if i in train_items]
     assert len(hist) == min(5, len(earlier_items))
     assert set(hist) <= set(earlier_items)
 

@@ -152,3 +152,26 @@ def test_split_is_fast_on_a_million_rows():
   split = split_dataset(ds, SplitConfig())
   split.history(split.eval_rows, ds.interactions["item_index"].to_numpy())
   assert time.time() - start < 10  # ~0.6 s measured on 2 cores
+
+
+def test_train_histories_never_contain_held_out_items(synthetic):
+  """A held-out item must not be trained through a training example's history."""
+  ds = synthetic
+  config = SplitConfig(history_length=4)
+  split = split_dataset(ds, config)
+  inter = ds.interactions
+  item = inter["item_index"].to_numpy()
+  held_out = set(np.flatnonzero(split.rule_new_items))
+  assert held_out, "fixture must hold items out"
+  offsets, values = split.history(split.train_rows, item)
+  assert not held_out & set(values.tolist())
+  # Definition: the last 4 earlier interactions of the same user with a kept item.
+  stamp, user = inter["timestamp"].to_numpy(), inter["user_index"].to_numpy()
+  kept = ~split.rule_new_items[item]
+  for k, row in enumerate(split.train_rows[:300]):
+    mine = np.flatnonzero((user == user[row]) & (stamp < stamp[row]) & kept)
+    mine = mine[np.lexsort((mine, stamp[mine]))][-4:]
+    assert list(values[offsets[k]:offsets[k + 1]]) == list(item[mine])
+  # Eval histories still see everything before the example (held-out items included).
+  _, eval_values = split.history(split.eval_rows, item)
+  assert held_out & set(eval_values.tolist())

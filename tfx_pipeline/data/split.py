@@ -17,7 +17,9 @@
 
 History: for every interaction, the user's last `history_length` item indices with a timestamp
 strictly before it, most recent last (equal timestamps: input order), computed over all
-interactions (train and eval). It is stored as (start, length) into `history_order`, the
+interactions (train and eval) for eval examples, and over the interactions of items the
+new-item rule keeps for train examples (a held-out item never reaches training, not even
+through a history). It is stored as (start, length) into `history_order`, the
 interactions sorted by (user, time, input order), so it costs two int arrays, not lists.
 """
 
@@ -110,6 +112,20 @@ def split_dataset(dataset: Dataset, config: SplitConfig) -> SplitResult:
   trained_item[item[train_rows]] = True
 
   history_order, start, length = user_history(user, stamp, config.history_length)
+  # A training example must not see a held-out item even in its history: the model would
+  # train that item's tokens (hashed ID bucket, SID pieces) through the history and the item
+  # would no longer be new at evaluation. So train rows get their history recomputed over the
+  # interactions of items the rule keeps; eval rows keep the full history (at serving time a
+  # user's history is whatever they interacted with). Both live in one `history_order`.
+  visible = np.flatnonzero(~is_new)
+  sub_order, sub_start, sub_length = user_history(user[visible], stamp[visible],
+                                                  config.history_length)
+  position = np.full(n, -1, dtype=np.int64)
+  position[visible] = np.arange(len(visible))
+  train_position = position[train_rows]  # train rows are never held out: all >= 0
+  start[train_rows] = len(history_order) + sub_start[train_position]
+  length[train_rows] = sub_length[train_position]
+  history_order = np.concatenate([history_order, visible[sub_order]])
   return SplitResult(rule=rule, rule_detail=detail, time_cut=time_cut, rule_new_items=new_item,
                      train_rows=train_rows, eval_rows=eval_rows,
                      eval_seen=trained_item[item[eval_rows]], history_order=history_order,
