@@ -86,18 +86,18 @@ _DEPENDENCY_FLAGS = ("--setup_file", "--extra_package", "--requirements_file",
 
 
 def local_beam_args(config: config_lib.PipelineConfig) -> tuple:
-  """Beam args for the local run, naming sidrec's setup.py as the workers' dependency.
+  """Beam args for the local run: declare that workers need nothing staged.
 
-  Without a dependency flag, TFX's BaseBeamExecutor builds an sdist of TFX itself before
-  every Beam component (~4 s each) so remote workers could install it; on the in-process
-  DirectRunner nothing is staged, and on a distributed runner sidrec's own setup.py is the
-  dependency the workers really need (they import `components.*`).
+  Without a dependency flag, TFX's BaseBeamExecutor builds an sdist of TFX itself before every
+  Beam component (~4 s each) so that remote workers could install it; `--setup_file` instead
+  makes Beam build an sdist of sidrec per component. The local DirectRunner runs its workers in
+  this process, which already imports everything, so the local runner names the process's own
+  environment as the workers' image: TFX then adds no package and Beam stages nothing.
+  On Kubeflow, `beam_pipeline_args` must name the real image (or a setup file) instead.
   """
   args = tuple(config.beam_pipeline_args)
-  setup_py = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "setup.py")
-  if os.path.exists(setup_py) and not any(a.startswith(_DEPENDENCY_FLAGS) for a in args):
-    args += (f"--setup_file={setup_py}",)
+  if not any(a.startswith(_DEPENDENCY_FLAGS) for a in args):
+    args += ("--sdk_container_image=in-process",)
   return args
 
 
