@@ -1,5 +1,6 @@
 """prepare_data end to end: tf.Example files, split_stats.json, atomic replacement."""
 
+import collections
 import dataclasses
 import glob
 import json
@@ -72,6 +73,13 @@ def test_examples_match_stats_and_schema(prepared):
              for r in eval_)
   assert sum(r["item_cohort"] == "new" for r in eval_) == stats["new_item_eval_examples"]
   assert max(r["timestamp"] for r in train) < stats["time_cut"]
+  # Popularity bucket = the item's train interaction count (eval rows never count).
+  counts = collections.Counter(r["item_id"] for r in train)
+  for r in train + eval_:
+    n = counts.get(r["item_id"], 0)
+    expected = schema.POPULARITY_BUCKETS[sum(n >= e for e in schema.POPULARITY_EDGES) - 1]
+    assert r["item_popularity"] == expected, (r["item_id"], n)
+  assert {r["item_popularity"] for r in eval_ if r["item_cohort"] == "new"} == {"0"}
 
 
 def test_history_strictly_earlier_and_bounded(prepared):

@@ -19,6 +19,8 @@ from tfx_pipeline import report as report_lib  # noqa: E402
 
 # Beside the prepared data: the settings it was prepared with (see ensure_data).
 PREPARED_WITH = "prepared_with.json"
+# Bumped whenever prepare_data writes different features, so old prepared data is redone.
+DATA_FORMAT_VERSION = 2  # 2: item_popularity
 
 _RUNNING = re.compile(r"^Component (\S+) is running\.$")
 _FINISHED = re.compile(r"^Component (\S+) is finished\.$")
@@ -130,7 +132,8 @@ def ensure_data(config: config_lib.PipelineConfig, force: bool = False) -> dict:
 
 def data_fingerprint(config: config_lib.PipelineConfig) -> str:
   """The settings the prepared data depends on, as one comparable string."""
-  return json.dumps({"data": json.loads(config_lib.to_json(config.data)),
+  return json.dumps({"format": DATA_FORMAT_VERSION,
+                     "data": json.loads(config_lib.to_json(config.data)),
                      "split": json.loads(config_lib.to_json(config.split))}, sort_keys=True)
 
 

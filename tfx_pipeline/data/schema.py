@@ -10,6 +10,8 @@ Interactions (one tf.train.Example per rating), files `interactions/{train,eval}
   user_gender       bytes
   user_occupation   bytes
   item_cohort       bytes      "seen" iff the item occurs in the train split, else "new"
+  item_popularity   bytes      bucket of the item's number of train interactions: "0" (new items),
+                               "1-9", "10-99", "100-999", "1000+" (an evaluation slice)
   history_item_ids  bytes list the user's last `history_length` items strictly before `timestamp`,
                                most recent last; may be empty
 
@@ -35,6 +37,7 @@ USER_AGE = "user_age"
 USER_GENDER = "user_gender"
 USER_OCCUPATION = "user_occupation"
 ITEM_COHORT = "item_cohort"
+ITEM_POPULARITY = "item_popularity"
 HISTORY_ITEM_IDS = "history_item_ids"
 
 # --- catalog features ---
@@ -47,6 +50,9 @@ FIRST_SEEN = "first_seen"
 COHORT_NEW = "new"
 COHORT_SEEN = "seen"
 COHORTS = (COHORT_NEW, COHORT_SEEN)
+# Lower edges of the popularity buckets (train interactions per item) and their names.
+POPULARITY_EDGES = (0, 1, 10, 100, 1000)
+POPULARITY_BUCKETS = ("0", "1-9", "10-99", "100-999", "1000+")
 
 POSITIVE_RATING = 4.0  # label = rating >= 4
 GENRE_SEPARATOR = "|"
@@ -65,6 +71,7 @@ INTERACTION_FEATURES: Dict[str, str] = {
     USER_GENDER: "bytes",
     USER_OCCUPATION: "bytes",
     ITEM_COHORT: "bytes",
+    ITEM_POPULARITY: "bytes",
     HISTORY_ITEM_IDS: "bytes_list",
 }
 

@@ -60,6 +60,11 @@ class InteractionEncoder:
     self.genders = _binary(users["gender"])
     self.occupations = _binary(users["occupation"])
     self.cohort_names = _binary([schema.COHORT_NEW, schema.COHORT_SEEN])
+    # Popularity = train interactions of the item (eval rows never count), bucketed.
+    train_counts = np.bincount(self.item_index[split.train_rows], minlength=len(items))
+    self.popularity_bucket = (np.searchsorted(schema.POPULARITY_EDGES, train_counts,
+                                              side="right") - 1).astype(np.int64)
+    self.popularity_names = _binary(list(schema.POPULARITY_BUCKETS))
 
   def batch(self, rows: np.ndarray, seen: np.ndarray) -> pa.RecordBatch:
     """`rows`: interaction indices; `seen`: bool per row (item occurs in train)."""
@@ -76,6 +81,8 @@ class InteractionEncoder:
         schema.USER_GENDER: _as_list(self.genders.take(users)),
         schema.USER_OCCUPATION: _as_list(self.occupations.take(users)),
         schema.ITEM_COHORT: _as_list(self.cohort_names.take(pa.array(seen.astype(np.int64)))),
+        schema.ITEM_POPULARITY: _as_list(self.popularity_names.take(
+            pa.array(self.popularity_bucket[self.item_index[rows]]))),
         schema.HISTORY_ITEM_IDS: pa.LargeListArray.from_arrays(
             pa.array(offsets), self.item_ids.take(pa.array(history.astype(np.int64)))),
     }
