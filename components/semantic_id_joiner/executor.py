@@ -6,7 +6,8 @@ Added features (all int64 unless noted):
   item_moc_codes [M]            Mixture-of-Codes codes (when `moc_codes` is given)
   history_moc_codes [n*M]
   item_embedding float [D]      content embedding of the candidate (when `item_embeddings` given)
-Every item of the catalog has codes (SemanticIdAssigner covers new items), so a missing item
+The output schema is the input schema plus these features: the per-candidate ones with a fixed
+shape (dense tensors in Transform and TFMA), the history ones variable-length. Every item of the catalog has codes (SemanticIdAssigner covers new items), so a missing item
 is an error naming the example's split and item, not a silent default.
 """
 import os
@@ -18,6 +19,8 @@ import tensorflow as tf
 from tfx import types
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
+from tfx.utils import io_utils
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components.content_embedder import embeddings_io
 from components.semantic_id_assigner.executor import read_sids
@@ -67,6 +70,38 @@ class JoinCodesFn(beam.DoFn):
     yield example.SerializeToString()
 
 
+SCHEMA_FILE = "schema.pbtxt"
+
+
+def joined_schema(schema: schema_pb2.Schema, levels: int, moc_codebooks: int = 0,
+                  content_dim: int = 0) -> schema_pb2.Schema:
+  """`schema` plus the joined features (replacing any of the same name)."""
+  out = schema_pb2.Schema()
+  out.CopyFrom(schema)
+  added = [("item_sid", schema_pb2.INT, levels), ("history_sid", schema_pb2.INT, None)]
+  if moc_codebooks:
+    added += [("item_moc_codes", schema_pb2.INT, moc_codebooks),
+              ("history_moc_codes", schema_pb2.INT, None)]
+  if content_dim:
+    added.append(("item_embedding", schema_pb2.FLOAT, content_dim))
+  names = {name for name, _, _ in added}
+  kept = [f for f in out.feature if f.name not in names]
+  del out.feature[:]
+  out.feature.extend(kept)
+  for name, kind, size in added:
+    feature = out.feature.add(name=name, type=kind)
+    if size:  # one fixed-size vector per example
+      feature.shape.dim.add(size=size)
+      feature.presence.min_fraction = 1.0
+    else:  # history: n items x width values, n may be 0
+      feature.value_count.min = 0
+  return out
+
+
+def _width(table: Optional[Dict[str, np.ndarray]]) -> int:
+  return int(len(next(iter(table.values())))) if table else 0
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -83,6 +118,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       ids, vectors = embeddings_io.load_item_embeddings(
           artifact_utils.get_single_instance(input_dict["item_embeddings"]).uri)
       embeddings = dict(zip(ids, vectors))
+    schema_in = artifact_utils.get_single_instance(input_dict["schema"])
+    schema = io_utils.SchemaReader().read(
+        io_utils.get_only_uri_in_dir(schema_in.uri))
+    schema_out = artifact_utils.get_single_instance(output_dict["joined_schema"])
+    io_utils.write_pbtxt_file(
+        os.path.join(schema_out.uri, SCHEMA_FILE),
+        joined_schema(schema, _width(sids), _width(moc), _width(embeddings)))
     splits = artifact_utils.decode_split_names(examples.split_names)
     output.split_names = artifact_utils.encode_split_names(splits)
     with self._make_beam_pipeline() as pipeline:

@@ -7,6 +7,9 @@ import tensorflow as tf
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.utils import io_utils
+
 from components import artifacts
 from components.semantic_id_assigner.executor import SIDS_DIR
 from components.semantic_id_joiner import executor
@@ -54,11 +57,20 @@ def _run(tmp_path, examples_by_split, sids=SIDS, moc=MOC):
   examples.split_names = artifact_utils.encode_split_names(list(examples_by_split))
   for split, records in examples_by_split.items():
     _write(os.path.join(examples.uri, f"Split-{split}", "data.gz"), records)
+  schema = standard_artifacts.Schema()
+  schema.uri = str(tmp_path / "schema")
+  io_utils.write_pbtxt_file(os.path.join(schema.uri, "schema.pbtxt"), schema_pb2.Schema(
+      feature=[schema_pb2.Feature(name="item_id", type=schema_pb2.BYTES),
+               schema_pb2.Feature(name="history_item_ids", type=schema_pb2.BYTES),
+               schema_pb2.Feature(name="label", type=schema_pb2.INT)]))
   output = standard_artifacts.Examples()
   output.uri = str(tmp_path / "joined")
-  inputs = {"examples": [examples], "semantic_ids": [_codes_artifact(tmp_path / "sids", sids)],
+  schema_out = standard_artifacts.Schema()
+  schema_out.uri = str(tmp_path / "joined_schema")
+  inputs = {"examples": [examples], "schema": [schema],
+            "semantic_ids": [_codes_artifact(tmp_path / "sids", sids)],
             "moc_codes": [_codes_artifact(tmp_path / "moc", moc)]}
-  executor.Executor().Do(inputs, {"joined_examples": [output]}, {})
+  executor.Executor().Do(inputs, {"joined_examples": [output], "joined_schema": [schema_out]}, {})
   return output
 
 
@@ -87,3 +99,16 @@ def test_candidate_and_history_codes_are_joined_in_every_split(tmp_path):
 def test_item_without_codes_is_a_clear_error(tmp_path):
   with pytest.raises(Exception, match="item 'ghost'.*no codes in the SemanticIds"):
     _run(tmp_path, {"train": [_example("ghost", [])]})
+
+
+def test_joined_schema_gives_fixed_candidate_codes_and_varlen_history(tmp_path):
+  from tensorflow_transform.tf_metadata import schema_utils
+  _run(tmp_path, {"train": [_example("a", [])]})
+  schema = io_utils.SchemaReader().read(str(tmp_path / "joined_schema" / "schema.pbtxt"))
+  spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+  # What Transform and TFMA will parse: [B, L] / [B, M] dense, histories sparse.
+  assert spec["item_sid"] == tf.io.FixedLenFeature([3], tf.int64)
+  assert spec["item_moc_codes"] == tf.io.FixedLenFeature([2], tf.int64)
+  assert isinstance(spec["history_sid"], tf.io.VarLenFeature)
+  assert isinstance(spec["history_moc_codes"], tf.io.VarLenFeature)
+  assert {"item_id", "history_item_ids", "label"} <= set(spec)  # input schema kept
