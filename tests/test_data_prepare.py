@@ -91,8 +91,9 @@ def test_history_strictly_earlier_and_bounded(prepared):
   for r in rows:
     by_user.setdefault(r["user_id"], []).append((r["timestamp"], r["item_id"]))
   for r in rows:
-    hist = r["history_item_ids"]
-    assert len(hist) <= 5
+    assert len(r["history_item_ids"]) == 5  # fixed length: real ids, then "" padding
+    hist = [h for h in r["history_item_ids"] if h != schema.HISTORY_PAD]
+    assert r["history_item_ids"][:len(hist)] == hist  # padding only at the end
     earlier = sorted(by_user[r["user_id"]])
     earlier_items = [i for t, i in earlier if t < r["timestamp"]]
     if id(r) in train_ids:

@@ -265,6 +265,25 @@ class RankingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+  """Evaluator (TFMA) slices and the thresholds that gate the Pusher.
+
+  The push needs every threshold to hold: pooled AUC overall and on the new-item slice
+  (item_cohort = "new"); per-user AUC (GAUC) is reported, not gated, by default (0 = off).
+  """
+  min_auc: float = 0.5
+  min_auc_new_items: float = 0.5
+  min_gauc: float = 0.0
+  # Evaluate on at most this many eval examples per TFMA batch (memory, not results).
+  inference_batch_size: int = 1024
+
+  def __post_init__(self):
+    for name in ("min_auc", "min_auc_new_items", "min_gauc"):
+      if not 0.0 <= getattr(self, name) <= 1.0:
+        raise ValueError(f"evaluation.{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
   """Everything one sidrec run needs."""
   name: str = "sidrec"
@@ -276,6 +295,10 @@ class PipelineConfig:
   # Codebook methods the pipeline trains side by side (each from `codebook` with its method).
   codebook_methods: tuple = CODEBOOK_METHODS
   ranking: RankingConfig = RankingConfig()
+  # Item representations trained side by side (one Trainer -> Evaluator -> Pusher each, all on
+  # the same Transform output); `ranking` holds every other setting.
+  representations: tuple = ("no_item", "random_id", "sid_spm")
+  evaluation: EvaluationConfig = EvaluationConfig()
   # Extra Beam options, e.g. ["--runner=DataflowRunner", ...] on Kubeflow.
   beam_pipeline_args: tuple = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
@@ -285,6 +308,11 @@ class PipelineConfig:
     if self.ranking.history_length != self.split.history_length:
       object.__setattr__(self, "ranking", dataclasses.replace(
           self.ranking, history_length=self.split.history_length))
+    unknown = [r for r in self.representations if r not in RankingConfig.REPRESENTATIONS]
+    if unknown or not self.representations or len(set(self.representations)) != len(
+        self.representations):
+      raise ValueError(f"representations must be distinct names from "
+                       f"{RankingConfig.REPRESENTATIONS}; got {list(self.representations)}")
 
   # Derived locations: one place defines the output layout.
   @property
@@ -305,6 +333,9 @@ class PipelineConfig:
 
   def codebook_for(self, method: str) -> CodebookConfig:
     return dataclasses.replace(self.codebook, method=method)
+
+  def ranking_for(self, representation: str) -> RankingConfig:
+    return dataclasses.replace(self.ranking, representation=representation)
 
   def to_json(self) -> str:
     return to_json(self)
@@ -343,7 +374,7 @@ def from_json(cls: Type[T], text: str) -> T:
 
 _DATACLASSES = {c.__name__: c for c in (
     SyntheticConfig, DataConfig, SplitConfig, EmbeddingConfig, CodebookConfig, PipelineConfig,
-    RankingConfig)}
+    RankingConfig, EvaluationConfig)}
 
 
 def replace_section(config: PipelineConfig, section: str, **changes) -> PipelineConfig:

@@ -20,7 +20,7 @@ from tfx_pipeline import report as report_lib  # noqa: E402
 # Beside the prepared data: the settings it was prepared with (see ensure_data).
 PREPARED_WITH = "prepared_with.json"
 # Bumped whenever prepare_data writes different features, so old prepared data is redone.
-DATA_FORMAT_VERSION = 2  # 2: item_popularity
+DATA_FORMAT_VERSION = 3  # 2: item_popularity; 3: fixed-length padded history
 
 _RUNNING = re.compile(r"^Component (\S+) is running\.$")
 _FINISHED = re.compile(r"^Component (\S+) is finished\.$")

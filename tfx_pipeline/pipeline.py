@@ -67,7 +67,7 @@ def create_pipeline(
   statistics_gen = tfx.components.StatisticsGen(
       examples=interactions_gen.outputs["examples"])
   schema_gen = tfx.components.SchemaGen(
-      statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False)
+      statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
 

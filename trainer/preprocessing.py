@@ -32,14 +32,31 @@ ITEM_VOCAB = "item_id_vocab"
 SPM_ANALYZER_NAME = "item_spm"
 
 
-def transform_custom_config(levels: int, codebook_size: int, moc_codebooks: int,
-                            content_dim: int, history_length: int, random_id_rows: int,
-                            item_oov_buckets: int, spm_vocab_size: int) -> Dict[str, int]:
-  """The sizes preprocessing_fn needs, as Transform's `custom_config`."""
+def transform_custom_config(codebook_size: int, history_length: int, random_id_rows: int,
+                            item_oov_buckets: int, spm_vocab_size: int, levels: int = 0,
+                            moc_codebooks: int = 0, content_dim: int = 0,
+                            item_keys: bool = False) -> Dict[str, Any]:
+  """The settings preprocessing_fn needs, as Transform's `custom_config`.
+
+  `levels` / `moc_codebooks` / `content_dim` are only fallbacks: the joined schema gives the
+  candidate codes and embedding a fixed shape, and that static shape wins. `item_keys` passes
+  the raw candidate and history item ids through (as ITEM_KEY), for representations that look
+  item content up in a table in the model's graph (`dense_content`).
+  """
   return dict(levels=levels, codebook_size=codebook_size, moc_codebooks=moc_codebooks,
               content_dim=content_dim, history_length=history_length,
               random_id_rows=random_id_rows, item_oov_buckets=item_oov_buckets,
-              spm_vocab_size=spm_vocab_size)
+              spm_vocab_size=spm_vocab_size, item_keys=bool(item_keys))
+
+
+def _static_width(x, fallback: int) -> int:
+  """Trailing dimension of a dense [B, W] input when known, else the configured fallback."""
+  if not isinstance(x, tf.sparse.SparseTensor) and x.shape.rank == 2 and x.shape[-1]:
+    return int(x.shape[-1])
+  if not fallback:
+    raise ValueError("preprocessing_fn: the width of a code feature is not in the schema "
+                     "(no fixed shape) and custom_config does not give it")
+  return int(fallback)
 
 
 def _dense(x, default):
@@ -49,15 +66,18 @@ def _dense(x, default):
   return tf.reshape(x, [-1])
 
 
-def _fixed_history(flat: tf.sparse.SparseTensor, n: int, width: int, default) -> tf.Tensor:
-  """Var-length [B, k*width] (k <= n items, flattened) -> [B, n, width], padded at the end.
+def _fixed_history(flat, n: int, width: int, default) -> tf.Tensor:
+  """History values, flattened per example, -> [B, n, width] ([B, n] when width is 1).
 
-  Padding to n*width first and reshaping after never depends on the batch's values (tf.Transform
-  also traces this with placeholder batches).
+  `flat` is either dense [B, n*width] (the pipeline's padded histories) or var-length
+  [B, k*width] with k <= n items (padded here, at the end). Padding to n*width first and
+  reshaping after never depends on the batch's values (tf.Transform also traces this with
+  placeholder batches).
   """
-  dense = tf.RaggedTensor.from_sparse(flat).to_tensor(default_value=default,
-                                                      shape=[None, n * width])
-  return tf.reshape(dense, [-1, n, width]) if width > 1 else dense
+  if isinstance(flat, tf.sparse.SparseTensor):
+    flat = tf.RaggedTensor.from_sparse(flat).to_tensor(default_value=default,
+                                                       shape=[None, n * width])
+  return tf.reshape(flat, [-1, n, width]) if width > 1 else tf.reshape(flat, [-1, n])
 
 
 def _vocab_token(x: tf.Tensor, name: str) -> tf.Tensor:
@@ -67,7 +87,8 @@ def _vocab_token(x: tf.Tensor, name: str) -> tf.Tensor:
 
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:
   c = custom_config
-  n, levels = int(c["history_length"]), int(c["levels"])
+  n = int(c["history_length"])
+  levels = _static_width(inputs[RAW_SID], int(c.get("levels", 0)))
   out = {}
 
   out[F.USER_ID] = _vocab_token(_dense(inputs[RAW_USER_ID], b""), USER_VOCABS[F.USER_ID])
@@ -78,10 +99,12 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> D
                                         USER_VOCABS[F.USER_OCCUPATION])
 
   item_id = _dense(inputs[RAW_ITEM_ID], b"")
-  history_ids = tf.RaggedTensor.from_sparse(inputs[RAW_HISTORY_IDS]).to_tensor(
-      default_value=b"", shape=[None, n])
+  history_ids = _fixed_history(inputs[RAW_HISTORY_IDS], n, 1, b"")
   history_mask = tf.cast(tf.not_equal(history_ids, b""), tf.float32)
   out[F.HISTORY_MASK] = history_mask
+  if c.get("item_keys"):
+    out[F.ITEM_KEY] = item_id
+    out[F.history_name(F.ITEM_KEY)] = history_ids
 
   rows = int(c["random_id_rows"])
   out[F.ITEM_RANDOM_ID] = tf.strings.to_hash_bucket_fast(item_id, rows)
@@ -108,11 +131,11 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> D
   history_tokens = spm_analyzer.segment_sids(tf.reshape(history_sid, [-1, levels]), asset)
   out[F.history_name(F.ITEM_SPM_TOKENS)] = tf.reshape(history_tokens, [-1, n, levels])
 
-  if RAW_MOC in inputs and int(c.get("moc_codebooks", 0)):
-    m = int(c["moc_codebooks"])
+  if RAW_MOC in inputs:
+    m = _static_width(inputs[RAW_MOC], int(c.get("moc_codebooks", 0)))
     out[F.ITEM_MOC_CODES] = tf.cast(inputs[RAW_MOC], tf.int64)
     out[F.history_name(F.ITEM_MOC_CODES)] = _fixed_history(inputs[RAW_HISTORY_MOC], n, m, 0)
-  if RAW_EMBEDDING in inputs and int(c.get("content_dim", 0)):
+  if RAW_EMBEDDING in inputs:
     out[F.ITEM_EMBEDDING] = tf.cast(inputs[RAW_EMBEDDING], tf.float32)
 
   out[F.LABEL] = tf.cast(_dense(inputs["label"], 0), tf.float32)

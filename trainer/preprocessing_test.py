@@ -38,6 +38,23 @@ ITEMS["new"] = [1, 3, 5]                                       # known codes, ne
 MOC = {k: [v[0], v[2]] for k, v in ITEMS.items()}
 
 
+# The pipeline's layout: histories padded to N with "" (zero codes), fixed shapes throughout.
+PADDED_SPEC = dict(RAW_SPEC, **{
+    "history_item_ids": tf.io.FixedLenFeature([N], tf.string),
+    "history_sid": tf.io.FixedLenFeature([N * L], tf.int64),
+    "history_moc_codes": tf.io.FixedLenFeature([N * M], tf.int64),
+    "user_id": tf.io.FixedLenFeature([1], tf.string),
+})
+
+
+def _padded(row):
+  k = len(row["history_item_ids"])
+  return dict(row, user_id=[row["user_id"]],
+              history_item_ids=row["history_item_ids"] + [b""] * (N - k),
+              history_sid=row["history_sid"] + [0] * (L * (N - k)),
+              history_moc_codes=row["history_moc_codes"] + [0] * (M * (N - k)))
+
+
 def _row(user, item, history, cohort="seen"):
   return {
       "user_id": user.encode(), "user_age": 25, "user_gender": b"F",
@@ -59,15 +76,19 @@ CONFIG = P.transform_custom_config(levels=L, codebook_size=K, moc_codebooks=M, c
                                    spm_vocab_size=L * K + 6)
 
 
-@pytest.fixture(scope="module")
-def transformed(tmp_path_factory):
+@pytest.fixture(scope="module", params=["varlen_history", "padded_history"])
+def transformed(request, tmp_path_factory):
   tmp = str(tmp_path_factory.mktemp("tft"))
-  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
+  padded = request.param == "padded_history"
+  spec = PADDED_SPEC if padded else RAW_SPEC
+  train, eval_ = ([_padded(r) for r in TRAIN], [_padded(r) for r in EVAL]) if padded else (
+      TRAIN, EVAL)
+  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
   fn = functools.partial(P.preprocessing_fn, custom_config=CONFIG)
   with tft_beam.Context(temp_dir=os.path.join(tmp, "tmp"), force_tf_compat_v1=False):
-    transform_fn = (TRAIN, metadata) | tft_beam.AnalyzeDataset(fn)
-    (eval_rows, _) = ((EVAL, metadata), transform_fn) | tft_beam.TransformDataset()
-    (train_rows, _) = ((TRAIN, metadata), transform_fn) | tft_beam.TransformDataset()
+    transform_fn = (train, metadata) | tft_beam.AnalyzeDataset(fn)
+    (eval_rows, _) = ((eval_, metadata), transform_fn) | tft_beam.TransformDataset()
+    (train_rows, _) = ((train, metadata), transform_fn) | tft_beam.TransformDataset()
     _ = transform_fn | tft_beam.WriteTransformFn(os.path.join(tmp, "out"))
   return tft.TFTransformOutput(os.path.join(tmp, "out")), train_rows, eval_rows
 

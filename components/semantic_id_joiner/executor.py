@@ -49,6 +49,8 @@ class JoinCodesFn(beam.DoFn):
     history = [h.decode("utf-8") for h in feature["history_item_ids"].bytes_list.value]
 
     def codes_of(table, key, what):
+      if key == HISTORY_PAD:  # padding: any codes do, the model masks the position out
+        return np.zeros_like(next(iter(table.values())))
       try:
         return table[key]
       except KeyError:
@@ -71,17 +73,31 @@ class JoinCodesFn(beam.DoFn):
 
 
 SCHEMA_FILE = "schema.pbtxt"
+HISTORY_PAD = ""  # tfx_pipeline/data/schema.py: histories are padded to a fixed length with ""
+
+
+def _history_length(schema: schema_pb2.Schema) -> int:
+  """N when the schema gives `history_item_ids` a fixed shape [N] (padded histories), else 0."""
+  for f in schema.feature:
+    if f.name == "history_item_ids" and len(f.shape.dim) == 1:
+      return int(f.shape.dim[0].size)
+  return 0
 
 
 def joined_schema(schema: schema_pb2.Schema, levels: int, moc_codebooks: int = 0,
                   content_dim: int = 0) -> schema_pb2.Schema:
-  """`schema` plus the joined features (replacing any of the same name)."""
+  """`schema` plus the joined features (replacing any of the same name).
+
+  History codes get the fixed shape [N * width] when the history ids have the shape [N].
+  """
   out = schema_pb2.Schema()
   out.CopyFrom(schema)
-  added = [("item_sid", schema_pb2.INT, levels), ("history_sid", schema_pb2.INT, None)]
+  n = _history_length(schema)
+  added = [("item_sid", schema_pb2.INT, levels),
+           ("history_sid", schema_pb2.INT, n * levels or None)]
   if moc_codebooks:
     added += [("item_moc_codes", schema_pb2.INT, moc_codebooks),
-              ("history_moc_codes", schema_pb2.INT, None)]
+              ("history_moc_codes", schema_pb2.INT, n * moc_codebooks or None)]
   if content_dim:
     added.append(("item_embedding", schema_pb2.FLOAT, content_dim))
   names = {name for name, _, _ in added}

@@ -51,7 +51,7 @@ def _read(uri):
           for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
-def _run(tmp_path, examples_by_split, sids=SIDS, moc=MOC):
+def _run(tmp_path, examples_by_split, sids=SIDS, moc=MOC, history_shape=0):
   examples = standard_artifacts.Examples()
   examples.uri = str(tmp_path / "examples")
   examples.split_names = artifact_utils.encode_split_names(list(examples_by_split))
@@ -61,7 +61,11 @@ def _run(tmp_path, examples_by_split, sids=SIDS, moc=MOC):
   schema.uri = str(tmp_path / "schema")
   io_utils.write_pbtxt_file(os.path.join(schema.uri, "schema.pbtxt"), schema_pb2.Schema(
       feature=[schema_pb2.Feature(name="item_id", type=schema_pb2.BYTES),
-               schema_pb2.Feature(name="history_item_ids", type=schema_pb2.BYTES),
+               schema_pb2.Feature(name="history_item_ids", type=schema_pb2.BYTES,
+                                  shape=schema_pb2.FixedShape(
+                                      dim=[schema_pb2.FixedShape.Dim(size=history_shape)])
+                                  if history_shape else None,
+                                  presence=schema_pb2.FeaturePresence(min_fraction=1.0)),
                schema_pb2.Feature(name="label", type=schema_pb2.INT)]))
   output = standard_artifacts.Examples()
   output.uri = str(tmp_path / "joined")
@@ -94,6 +98,19 @@ def test_candidate_and_history_codes_are_joined_in_every_split(tmp_path):
   assert list(f["history_sid"].int64_list.value) == SIDS["b"] + SIDS["a"]
   assert list(f["history_moc_codes"].int64_list.value) == MOC["b"] + MOC["a"]
   assert f["label"].int64_list.value[0] == 1  # original features kept
+
+
+def test_padded_history_gets_zero_codes_and_a_fixed_shape(tmp_path):
+  from tensorflow_transform.tf_metadata import schema_utils
+  output = _run(tmp_path, {"train": [_example("b", ["a", "", ""])]}, history_shape=3)
+  (joined,) = _read(artifact_utils.get_split_uri([output], "train"))
+  f = joined.features.feature
+  assert list(f["history_sid"].int64_list.value) == SIDS["a"] + [0] * 6
+  assert list(f["history_moc_codes"].int64_list.value) == MOC["a"] + [0] * 4
+  schema = io_utils.SchemaReader().read(str(tmp_path / "joined_schema" / "schema.pbtxt"))
+  spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+  assert spec["history_sid"] == tf.io.FixedLenFeature([9], tf.int64)
+  assert spec["history_moc_codes"] == tf.io.FixedLenFeature([6], tf.int64)
 
 
 def test_item_without_codes_is_a_clear_error(tmp_path):

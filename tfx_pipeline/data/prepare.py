@@ -70,7 +70,7 @@ def prepare_data(config: PipelineConfig, output_dir: Optional[str] = None,
   stats["sources"] = dict(dataset.sources)
 
   with atomic_directory(out) as tmp:
-    encoder = writer.InteractionEncoder(dataset, split)
+    encoder = writer.InteractionEncoder(dataset, split, config.split.history_length)
     train_seen = np.ones(len(split.train_rows), dtype=bool)  # train examples are "seen"
     shards = {
         "train": writer.write_examples(

@@ -12,8 +12,8 @@ Interactions (one tf.train.Example per rating), files `interactions/{train,eval}
   item_cohort       bytes      "seen" iff the item occurs in the train split, else "new"
   item_popularity   bytes      bucket of the item's number of train interactions: "0" (new items),
                                "1-9", "10-99", "100-999", "1000+" (an evaluation slice)
-  history_item_ids  bytes list the user's last `history_length` items strictly before `timestamp`,
-                               most recent last; may be empty
+  history_item_ids  bytes list exactly `history_length` ids: the user's last items strictly before
+                               `timestamp`, most recent last, then "" padding (HISTORY_PAD)
 
 Catalog (one tf.train.Example per item), files `catalog/items/*.tfrecord.gz`:
   item_id bytes, title bytes, year int64 (0 = unknown), genres bytes ("|"-joined),
@@ -39,6 +39,7 @@ USER_OCCUPATION = "user_occupation"
 ITEM_COHORT = "item_cohort"
 ITEM_POPULARITY = "item_popularity"
 HISTORY_ITEM_IDS = "history_item_ids"
+HISTORY_PAD = ""
 
 # --- catalog features ---
 TITLE = "title"

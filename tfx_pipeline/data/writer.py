@@ -45,8 +45,9 @@ def _as_list(values: pa.Array) -> pa.LargeListArray:
 class InteractionEncoder:
   """Builds interaction RecordBatches for row subsets of a split dataset."""
 
-  def __init__(self, dataset: Dataset, split: SplitResult):
+  def __init__(self, dataset: Dataset, split: SplitResult, history_length: int):
     self.dataset, self.split = dataset, split
+    self.history_length = int(history_length)
     inter = dataset.interactions
     self.user_index = inter["user_index"].to_numpy()
     self.item_index = inter["item_index"].to_numpy()
@@ -56,6 +57,8 @@ class InteractionEncoder:
     users, items = dataset.users, dataset.items
     self.user_ids = _binary(users["user_id"])
     self.item_ids = _binary(items["item_id"])
+    # Item ids plus "" (index num_items): the history padding.
+    self.item_ids_or_pad = _binary(list(items["item_id"]) + [schema.HISTORY_PAD])
     self.ages = users["age"].to_numpy().astype(np.int64)
     self.genders = _binary(users["gender"])
     self.occupations = _binary(users["occupation"])
@@ -83,10 +86,26 @@ class InteractionEncoder:
         schema.ITEM_COHORT: _as_list(self.cohort_names.take(pa.array(seen.astype(np.int64)))),
         schema.ITEM_POPULARITY: _as_list(self.popularity_names.take(
             pa.array(self.popularity_bucket[self.item_index[rows]]))),
-        schema.HISTORY_ITEM_IDS: pa.LargeListArray.from_arrays(
-            pa.array(offsets), self.item_ids.take(pa.array(history.astype(np.int64)))),
+        schema.HISTORY_ITEM_IDS: self._padded_history(offsets, history),
     }
     return pa.RecordBatch.from_arrays(list(columns.values()), list(columns))
+
+
+  def _padded_history(self, offsets: np.ndarray, history: np.ndarray) -> pa.Array:
+    """Exactly history_length ids per example: the history (oldest first), then "" padding.
+
+    A fixed length gives the feature a fixed shape in the schema, so Transform, TFMA and the
+    serving signatures all see a dense [B, N] tensor.
+    """
+    n_rows, n = len(offsets) - 1, self.history_length
+    lengths = np.diff(offsets)
+    index = np.full((n_rows, n), len(self.item_ids), dtype=np.int64)  # all padding
+    row = np.repeat(np.arange(n_rows), lengths)
+    col = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
+    index[row, col] = history
+    return pa.LargeListArray.from_arrays(
+        pa.array(np.arange(0, n_rows * n + 1, n, dtype=np.int64)),
+        self.item_ids_or_pad.take(pa.array(index.reshape(-1))))
 
 
 def catalog_batches(dataset: Dataset, first_seen: np.ndarray) -> Iterator[pa.RecordBatch]:

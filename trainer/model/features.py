@@ -37,6 +37,10 @@ ITEM_SPM_TOKENS = "item_spm_tokens"
 ITEM_FEATURES = (ITEM_RANDOM_ID, ITEM_VOCAB_ID, ITEM_EMBEDDING, ITEM_SID, ITEM_MOC_CODES,
                  ITEM_SPM_TOKENS)
 
+# Raw item id string (candidate [B], history [B, N], "" = padding), passed through Transform
+# only for in-graph content lookup (trainer/item_tables.py); never an embedding input.
+ITEM_KEY = "item_key"
+
 HISTORY_PREFIX = "history_"
 HISTORY_MASK = "history_mask"
 LABEL = "label"
