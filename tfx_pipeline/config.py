@@ -298,6 +298,9 @@ class PipelineConfig:
   # Item representations trained side by side (one Trainer -> Evaluator -> Pusher each, all on
   # the same Transform output); `ranking` holds every other setting.
   representations: tuple = ("no_item", "random_id", "sid_spm")
+  # The codebook whose codes are the SIDs of every sid_* representation (the papers: RQ-VAE);
+  # `moc` reads the Mixture-of-Codes codebook's codes.
+  sid_method: str = "rqvae"
   evaluation: EvaluationConfig = EvaluationConfig()
   # Extra Beam options, e.g. ["--runner=DataflowRunner", ...] on Kubeflow.
   beam_pipeline_args: tuple = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
@@ -308,6 +311,11 @@ class PipelineConfig:
     if self.ranking.history_length != self.split.history_length:
       object.__setattr__(self, "ranking", dataclasses.replace(
           self.ranking, history_length=self.split.history_length))
+    if self.sid_method not in self.codebook_methods:
+      raise ValueError(f"sid_method {self.sid_method!r} must be one of codebook_methods "
+                       f"{list(self.codebook_methods)}")
+    if "moc" in self.representations and "moc" not in self.codebook_methods:
+      raise ValueError("representation 'moc' needs 'moc' in codebook_methods")
     unknown = [r for r in self.representations if r not in RankingConfig.REPRESENTATIONS]
     if unknown or not self.representations or len(set(self.representations)) != len(
         self.representations):

@@ -7,6 +7,13 @@ Stages so far (later stages extend the same function):
   ContentEmbedder        catalog text -> ItemEmbeddings (MiniLM, or embeddings the user brings)
   <Method>CodebookTrainer  one per codebook method (RQ-VAE, Mixture-of-Codes, RQ-KMeans)
   <Method>SemanticIdAssigner  Beam: every item, new ones included -> its codes
+  SemanticIdJoiner       candidate + history codes onto the interactions, and the joined schema
+  Transform              stock; trainer.preprocessing.preprocessing_fn (SPM sub-ID analyzer)
+  per representation R (model name R, component prefix e.g. SidSpm):
+    <R>Trainer           SidRankingTrainer (stock Trainer + item tables), trainer.run.run_fn
+    <R>Evaluator         TFMA on the eval split, sliced by item_cohort / item_popularity;
+                         blesses the model when the AUC thresholds hold (incl. new items)
+    <R>Pusher            DIR/serving/<R>/<version>/ when blessed
 """
 import os
 from typing import List, Optional
@@ -15,16 +22,46 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from tfx import v1 as tfx  # noqa: E402
 from tfx.proto import example_gen_pb2  # noqa: E402
+from tfx.proto import pusher_pb2  # noqa: E402
+from tfx.proto import transform_pb2  # noqa: E402
 
 from components.codebook.component import CodebookTrainer  # noqa: E402
 from components.content_embedder.component import ContentEmbedder  # noqa: E402
+from components.ranking_trainer.component import SidRankingTrainer  # noqa: E402
 from components.semantic_id_assigner.component import SemanticIdAssigner  # noqa: E402
+from components.semantic_id_joiner.component import SemanticIdJoiner  # noqa: E402
 from tfx_pipeline import config as config_lib  # noqa: E402
+from tfx_pipeline import evaluation  # noqa: E402
+from trainer import preprocessing  # noqa: E402
+from trainer import run as trainer_run  # noqa: E402
 
 INTERACTIONS_DIR = "interactions"
 # Component-id prefix of each codebook method (also the keys of report.json's `codebooks`).
 CODEBOOK_COMPONENT_PREFIX = {"rqvae": "RqVae", "moc": "MixtureOfCodes", "rqkmeans": "RqKMeans"}
 CATALOG_DIR = "catalog"
+PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
+RUN_FN = "trainer.run.run_fn"
+CONTENT_REPRESENTATIONS = ("dense_content",)
+
+
+def model_name(representation: str) -> str:
+  """TF Serving model name (and serving directory) of a representation."""
+  return representation.replace("+", "_plus_")
+
+
+def component_prefix(representation: str) -> str:
+  """`sid_spm` -> `SidSpm`, `sid_spm+item_id_vocab` -> `SidSpmPlusItemIdVocab`."""
+  return "".join(w.capitalize() for w in model_name(representation).split("_"))
+
+
+def transform_custom_config(config: config_lib.PipelineConfig):
+  r, cb = config.ranking, config.codebook
+  return preprocessing.transform_custom_config(
+      codebook_size=cb.codebook_size, history_length=config.split.history_length,
+      random_id_rows=r.random_id_rows, item_oov_buckets=r.item_oov_buckets,
+      spm_vocab_size=r.table_budget, levels=cb.levels,
+      moc_codebooks=cb.levels * cb.moc_scaling_factor if "moc" in config.codebook_methods else 0,
+      item_keys=any(rep in CONTENT_REPRESENTATIONS for rep in config.representations))
 
 
 def _import_example_gen(input_base: str, splits: List[str], component_id: str):
@@ -50,14 +87,16 @@ def create_pipeline(
     metadata_connection_config=None,
     data_dir: Optional[str] = None,
     pipeline_root: Optional[str] = None,
+    serving_dir: Optional[str] = None,
 ) -> tfx.dsl.Pipeline:
   """Builds the DAG from the one PipelineConfig.
 
-  `data_dir` / `pipeline_root` default to the config's local layout; the Kubeflow runner
-  passes remote (e.g. gs://) locations instead.
+  `data_dir` / `pipeline_root` / `serving_dir` default to the config's local layout; the
+  Kubeflow runner passes remote (e.g. gs://) locations instead.
   """
   data_dir = data_dir or os.path.abspath(config.data_dir)
   pipeline_root = pipeline_root or os.path.abspath(config.pipeline_root)
+  serving_dir = serving_dir or os.path.abspath(config.serving_dir)
 
   interactions_gen = _import_example_gen(
       os.path.join(data_dir, INTERACTIONS_DIR), ["train", "eval"], "InteractionExampleGen")
@@ -79,6 +118,7 @@ def create_pipeline(
       interactions_gen, catalog_gen, statistics_gen, schema_gen, example_validator,
       content_embedder,
   ]
+  assigners = {}
   for method in config.codebook_methods:
     prefix = CODEBOOK_COMPONENT_PREFIX[method]
     trainer = CodebookTrainer(
@@ -91,6 +131,44 @@ def create_pipeline(
         codebook=trainer.outputs["codebook"],
     ).with_id(f"{prefix}SemanticIdAssigner")
     components += [trainer, assigner]
+    assigners[method] = assigner.outputs["semantic_ids"]
+
+  moc_codes = assigners.get("moc")
+  joiner = SemanticIdJoiner(
+      examples=interactions_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+      semantic_ids=assigners[config.sid_method], moc_codes=moc_codes)
+  transform = tfx.components.Transform(
+      examples=joiner.outputs["joined_examples"], schema=joiner.outputs["joined_schema"],
+      preprocessing_fn=PREPROCESSING_FN, custom_config=transform_custom_config(config),
+      # Vocabularies and the SentencePiece model see the training split only.
+      splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
+      disable_statistics=True)
+  components += [joiner, transform]
+
+  eval_config = evaluation.eval_config(config.evaluation)
+  for representation in config.representations:
+    prefix = component_prefix(representation)
+    trainer = SidRankingTrainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        semantic_ids=assigners[config.sid_method], moc_codes=moc_codes,
+        item_embeddings=(content_embedder.outputs["item_embeddings"]
+                         if representation in CONTENT_REPRESENTATIONS else None),
+        run_fn=RUN_FN,
+        custom_config=trainer_run.trainer_custom_config(
+            config.ranking_for(representation), config.codebook.codebook_size),
+    ).with_id(f"{prefix}Trainer")
+    evaluator = tfx.components.Evaluator(
+        examples=joiner.outputs["joined_examples"], model=trainer.outputs["model"],
+        schema=joiner.outputs["joined_schema"], eval_config=eval_config,
+        example_splits=["eval"]).with_id(f"{prefix}Evaluator")
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(
+                base_directory=os.path.join(serving_dir, model_name(representation))))
+    ).with_id(f"{prefix}Pusher")
+    components += [trainer, evaluator, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.name,
       pipeline_root=pipeline_root,
