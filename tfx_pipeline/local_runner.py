@@ -185,8 +185,10 @@ def run(config: config_lib.PipelineConfig, force_prepare: bool = False,
   report = report_lib.build_report(config, stats, component_seconds=progress.seconds,
                                    cached=sorted(progress.cached), pipeline_seconds=elapsed)
   path = report_lib.write_report(report, config.output_dir)
+  from tfx_pipeline import report_markdown  # pylint: disable=g-import-not-at-top
+  markdown = report_markdown.write_markdown(report, config.output_dir)
   print(report_lib.format_summary(report))
-  print(f"\nPipeline finished in {elapsed:.1f}s; report: {path}")
+  print(f"\nPipeline finished in {elapsed:.1f}s; report: {path} (readable: {markdown})")
   return report
 
 

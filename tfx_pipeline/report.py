@@ -27,24 +27,49 @@ def atomic_write_text(path: str, text: str) -> None:
     raise
 
 
-def latest_artifact_uri(metadata_path: str, type_name: str,
-                        producer: Optional[str] = None) -> Optional[str]:
-  """URI of the newest LIVE artifact of `type_name` in the SQLite MLMD store."""
-  from ml_metadata import metadata_store
-  from ml_metadata.proto import metadata_store_pb2
-  if not os.path.exists(metadata_path):
-    return None
-  connection = metadata_store_pb2.ConnectionConfig()
-  connection.sqlite.filename_uri = metadata_path
-  connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-  store = metadata_store.MetadataStore(connection)
-  artifacts = [a for a in store.get_artifacts_by_type(type_name)
-               if a.state == metadata_store_pb2.Artifact.LIVE]
-  if producer:
-    artifacts = [a for a in artifacts if producer in a.uri]
-  if not artifacts:
-    return None
-  return max(artifacts, key=lambda a: (a.create_time_since_epoch, a.id)).uri
+class RunArtifacts:
+  """Output artifacts of the newest pipeline run in the SQLite MLMD store.
+
+  Scoped to the run (cached executions included: TFX links a cache hit's outputs to the new
+  run), so a report never shows an artifact of another run: after runs with seeds 0, 1 and
+  then 0 again, the newest Model artifact is seed 1's, but this run used seed 0's.
+  """
+
+  def __init__(self, metadata_path: str, pipeline_name: str):
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+    self._pb = metadata_store_pb2
+    self.pipeline_name = pipeline_name
+    self.store = None
+    if not os.path.exists(metadata_path):
+      return
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = metadata_path
+    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    self.store = metadata_store.MetadataStore(connection)
+    runs = self.store.get_contexts_by_type("pipeline_run")
+    self._run_executions = set()
+    if runs:
+      run = max(runs, key=lambda r: (r.create_time_since_epoch, r.id))
+      self._run_executions = {e.id for e in self.store.get_executions_by_context(run.id)}
+
+  def artifacts(self, node_id: str, type_name: str) -> list:
+    """Output artifacts of `type_name` that component `node_id` gave this run."""
+    if self.store is None:
+      return []
+    node = self.store.get_context_by_type_and_name("node", f"{self.pipeline_name}.{node_id}")
+    if node is None:
+      return []
+    executions = [e.id for e in self.store.get_executions_by_context(node.id)
+                  if e.id in self._run_executions]
+    ids = [ev.artifact_id for ev in self.store.get_events_by_execution_ids(executions)
+           if ev.type == self._pb.Event.OUTPUT]
+    wanted = self.store.get_artifact_type(type_name).id if ids else None
+    return [a for a in self.store.get_artifacts_by_id(ids) if a.type_id == wanted]
+
+  def uri(self, node_id: str, type_name: str) -> Optional[str]:
+    found = self.artifacts(node_id, type_name)
+    return found[-1].uri if found else None
 
 
 def _read_json(path: str) -> Optional[dict]:
@@ -57,13 +82,14 @@ def _read_json(path: str) -> Optional[dict]:
 def build_report(config: config_lib.PipelineConfig, split_stats: dict,
                  component_seconds: Dict[str, float], cached: List[str],
                  pipeline_seconds: float) -> dict:
-  metadata_path = os.path.abspath(config.metadata_path)
-  embeddings_uri = latest_artifact_uri(metadata_path, "sidrec.ItemEmbeddings")
+  run = RunArtifacts(os.path.abspath(config.metadata_path), config.name)
+  embeddings_uri = run.uri("ContentEmbedder", "sidrec.ItemEmbeddings")
   embeddings = _read_json(os.path.join(embeddings_uri, "metadata.json")) if embeddings_uri else None
   if embeddings is not None:
     embeddings = dict(embeddings, uri=embeddings_uri)
   return {
-      "codebooks": codebook_section(config, metadata_path),
+      "codebooks": codebook_section(config, run),
+      "representations": representation_section(config, run),
       "dataset": config.data.dataset,
       "config": json.loads(config.to_json()),
       "split": split_stats,
@@ -83,14 +109,13 @@ CODEBOOK_REPORT_KEYS = (
     "prefix_cosine_increasing", "nmi", "one_hot_spectrum", "assign_items_per_second")
 
 
-def codebook_section(config: config_lib.PipelineConfig, metadata_path: str) -> Dict[str, dict]:
+def codebook_section(config: config_lib.PipelineConfig, run: RunArtifacts) -> Dict[str, dict]:
   """`codebooks`: per method, the trainer's metrics and the assigner's collision statistics."""
   from tfx_pipeline.pipeline import CODEBOOK_COMPONENT_PREFIX
   section = {}
   for method in config.codebook_methods:
     prefix = CODEBOOK_COMPONENT_PREFIX[method]
-    codebook_uri = latest_artifact_uri(metadata_path, "sidrec.Codebook",
-                                       producer=f"/{prefix}CodebookTrainer/")
+    codebook_uri = run.uri(f"{prefix}CodebookTrainer", "sidrec.Codebook")
     metrics = _read_json(os.path.join(codebook_uri, "metrics.json")) if codebook_uri else None
     if metrics is None:
       continue
@@ -98,8 +123,7 @@ def codebook_section(config: config_lib.PipelineConfig, metadata_path: str) -> D
     if "nmi" in metrics:
       entry["nmi_genre"] = metrics["nmi"]
     entry["uri"] = codebook_uri
-    sids_uri = latest_artifact_uri(metadata_path, "sidrec.SemanticIds",
-                                   producer=f"/{prefix}SemanticIdAssigner/")
+    sids_uri = run.uri(f"{prefix}SemanticIdAssigner", "sidrec.SemanticIds")
     if sids_uri:
       entry["assignment"] = _read_json(os.path.join(sids_uri, "stats.json"))
       entry["assignment"]["uri"] = sids_uri
@@ -107,10 +131,86 @@ def codebook_section(config: config_lib.PipelineConfig, metadata_path: str) -> D
   return section
 
 
+# TFMA slice keys of the report (see tfx_pipeline/evaluation.py).
+OVERALL, NEW_ITEMS, SEEN_ITEMS = (), (("item_cohort", "new"),), (("item_cohort", "seen"),)
+
+
+def load_slice_metrics(evaluation_uri: str) -> Dict[tuple, Dict[str, float]]:
+  """{slice key: {metric: value}} from an Evaluator's ModelEvaluation artifact."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  result = tfma.load_eval_result(evaluation_uri)
+  out = {}
+  for slice_key, metrics in result.slicing_metrics:
+    values = metrics.get("", {}).get("", {})
+    out[tuple(slice_key)] = {k: v["doubleValue"] for k, v in values.items()
+                             if "doubleValue" in v}
+  return out
+
+
+def _metric(slices, key, name) -> Optional[float]:
+  value = slices.get(key, {}).get(name)
+  return None if value is None or value != value else round(float(value), 5)  # NaN -> None
+
+
+def representation_section(config: config_lib.PipelineConfig,
+                           run: RunArtifacts) -> Dict[str, dict]:
+  """`representations`: per item representation, TFMA metrics, training figures, push state."""
+  from tfx_pipeline.pipeline import component_prefix, model_name
+  from trainer.run import TRAIN_STATS
+  section = {}
+  for representation in config.representations:
+    prefix = component_prefix(representation)
+    evaluation_uri = run.uri(f"{prefix}Evaluator", "ModelEvaluation")
+    if evaluation_uri is None:
+      continue
+    slices = load_slice_metrics(evaluation_uri)
+    train = _read_json(os.path.join(run.uri(f"{prefix}Trainer", "ModelRun") or "",
+                                    TRAIN_STATS)) or {}
+    blessing = run.uri(f"{prefix}Evaluator", "ModelBlessing")
+    pushed = run.artifacts(f"{prefix}Pusher", "PushedModel")
+    pushed_to = None
+    if pushed and pushed[-1].custom_properties["pushed"].int_value:
+      pushed_to = pushed[-1].custom_properties["pushed_destination"].string_value
+    popularity = {
+        dict(key)["item_popularity"]: {
+            "auc": _metric(slices, key, "auc"), "gauc": _metric(slices, key, "gauc"),
+            "eval_examples": int(slices[key].get("example_count", 0))}
+        for key in slices if key and key[0][0] == "item_popularity"}
+    section[representation] = {
+        "model_name": model_name(representation),
+        "auc": _metric(slices, OVERALL, "auc"),
+        "auc_new_items": _metric(slices, NEW_ITEMS, "auc"),
+        "auc_seen_items": _metric(slices, SEEN_ITEMS, "auc"),
+        "gauc": _metric(slices, OVERALL, "gauc"),
+        "gauc_new_items": _metric(slices, NEW_ITEMS, "gauc"),
+        "gauc_seen_items": _metric(slices, SEEN_ITEMS, "gauc"),
+        "gauc_users": int(slices.get(OVERALL, {}).get("gauc_users", 0)),
+        "gauc_users_new_items": int(slices.get(NEW_ITEMS, {}).get("gauc_users", 0)),
+        "calibration": _metric(slices, OVERALL, "calibration"),
+        "binary_crossentropy": _metric(slices, OVERALL, "binary_crossentropy"),
+        "eval_examples": int(slices.get(OVERALL, {}).get("example_count", 0)),
+        "eval_examples_new_items": int(slices.get(NEW_ITEMS, {}).get("example_count", 0)),
+        "by_popularity": dict(sorted(popularity.items())),
+        "table_rows": train.get("table_rows"),
+        "train_examples": train.get("train_examples"),
+        "train_seconds": train.get("train_seconds"),
+        "train_examples_per_sec": train.get("train_examples_per_sec"),
+        "seed": train.get("seed"),
+        "blessed": bool(blessing and os.path.exists(os.path.join(blessing, "BLESSED"))),
+        "pushed_to": pushed_to,
+        "evaluation_uri": evaluation_uri,
+    }
+  return section
+
+
 def write_report(report: dict, output_dir: str) -> str:
   path = os.path.join(output_dir, "report.json")
   atomic_write_text(path, json.dumps(report, indent=2, sort_keys=True))
   return path
+
+
+def _fmt(value) -> str:
+  return "-" if value is None else f"{value:.4f}"
 
 
 def format_summary(report: dict) -> str:
@@ -136,6 +236,21 @@ def format_summary(report: dict) -> str:
           f"unique {m.get('unique_sid_ratio', 0):.3f}, usage {m.get('min_code_usage', 0):.2f}, "
           f"rre {'-' if rre is None else f'{rre:.3f}'}, prefix cos [{cos}], "
           f"{m.get('train_seconds', 0):.1f}s")
+  reps = report.get("representations") or {}
+  if reps:
+    lines.append("\nRanking (eval split; AUC pooled, GAUC = mean per-user AUC; new = items not "
+                 "in train)")
+    lines.append(f"  {'representation':<32}{'auc':>7}{'auc new':>9}{'auc seen':>10}"
+                 f"{'gauc':>7}{'gauc new':>10}{'rows':>10}{'ex/s':>9}  blessed")
+    for name, r in reps.items():
+      cells = [_fmt(r.get(k)) for k in ("auc", "auc_new_items", "auc_seen_items", "gauc",
+                                         "gauc_new_items")]
+      rows = r.get("table_rows")
+      speed = r.get("train_examples_per_sec")
+      lines.append(f"  {name:<32}{cells[0]:>7}{cells[1]:>9}{cells[2]:>10}{cells[3]:>7}"
+                   f"{cells[4]:>10}{'-' if rows is None else f'{rows:,}':>10}"
+                   f"{'-' if speed is None else f'{speed:,.0f}':>9}  "
+                   f"{'yes' if r.get('blessed') else 'NO'}")
   comps = report.get("components", {})
   if comps.get("cached"):
     lines.append(f"\nServed from cache: {', '.join(comps['cached'])}")
