@@ -6,6 +6,7 @@ from tests.test_pipeline_e2e import small_synthetic_config
 
 def test_pipeline_compiles_to_kubeflow_v2_spec(tmp_path):
   from tfx_pipeline import kubeflow_v2_runner
+  from tfx_pipeline import pipeline
   config = small_synthetic_config(str(tmp_path / "out"))
   path = kubeflow_v2_runner.compile_pipeline(
       config, output_file=str(tmp_path / "pipeline.json"), image="example.com/sidrec:test",
@@ -14,7 +15,15 @@ def test_pipeline_compiles_to_kubeflow_v2_spec(tmp_path):
     job = json.load(f)
   spec = job["pipelineSpec"]
   tasks = spec["root"]["dag"]["tasks"]
-  assert {"InteractionExampleGen", "CatalogExampleGen", "ContentEmbedder"} <= set(tasks)
+  text = json.dumps(spec)
+  assert {"InteractionExampleGen", "CatalogExampleGen", "ContentEmbedder", "SemanticIdJoiner",
+          "Transform"} <= set(tasks)
+  for representation in config.representations:
+    prefix = pipeline.component_prefix(representation)
+    assert {f"{prefix}Trainer", f"{prefix}Evaluator", f"{prefix}Pusher"} <= set(tasks)
+  # Transform and the Trainer get their functions as dotted paths (nothing is packaged).
+  assert pipeline.PREPROCESSING_FN in text and pipeline.RUN_FN in text
+  assert "gs://bucket/sidrec/serving/sid_spm" in text
   text = json.dumps(spec)
   # Custom artifact types keep their Kubeflow-valid schema title.
   assert "sidrec.ItemEmbeddings" in text

@@ -2,6 +2,9 @@
 
   sidrec data --dataset ml-1m --output DIR      prepare the data and the cold-start split
   sidrec run  --dataset ml-1m --output DIR      prepare (if needed) and run the TFX pipeline
+              [--representations random_id,sid_spm,...]   the ranking models to train
+  sidrec experiment --representations ... --seeds 0,1,2,3,4 [--table-budgets ...]
+                    [--moc-scaling 1,2,3,7]     the comparison over seeds, mean ± std
   sidrec compile-kubeflow --output DIR ...      compile the same DAG for Kubeflow Pipelines V2
 """
 import os
@@ -30,6 +33,24 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--synthetic-items", type=int, help="catalog size for --dataset synthetic")
   parser.add_argument("--synthetic-interactions", type=int,
                       help="number of interactions for --dataset synthetic")
+  parser.add_argument("--representations", type=_representations,
+                      help="comma-separated item representations to train, each its own "
+                           "Trainer/Evaluator/Pusher on the same Transform output; one of "
+                           + ", ".join(config_lib.RankingConfig.REPRESENTATIONS))
+  parser.add_argument("--seed", type=int, help="ranking model seed (initializers, shuffle)")
+  parser.add_argument("--epochs", type=int, help="ranking model training epochs")
+  parser.add_argument("--table-budget", type=int,
+                      help="rows per hashed SID table and the SentencePiece vocabulary size")
+
+
+def _representations(text: str) -> tuple:
+  names = tuple(n.strip() for n in text.split(",") if n.strip())
+  unknown = [n for n in names if n not in config_lib.RankingConfig.REPRESENTATIONS]
+  if unknown or not names:
+    raise argparse.ArgumentTypeError(
+        f"unknown representation(s) {unknown}; choose from "
+        f"{', '.join(config_lib.RankingConfig.REPRESENTATIONS)}")
+  return names
 
 
 def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
@@ -53,6 +74,12 @@ def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
   config = config_lib.replace_section(config, "data", **data_changes)
   if args.split_rule:
     config = config_lib.replace_section(config, "split", rule=args.split_rule)
+  ranking_changes = {k: v for k, v in (("seed", args.seed), ("epochs", args.epochs),
+                                       ("table_budget", args.table_budget)) if v is not None}
+  if ranking_changes:
+    config = config_lib.replace_section(config, "ranking", **ranking_changes)
+  if args.representations:
+    config = dataclasses.replace(config, representations=args.representations)
   return config_lib.with_dataset_defaults(config)
 
 
@@ -69,6 +96,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
   from tfx_pipeline import local_runner
   config = build_config(args)
   local_runner.run(config, force_prepare=args.force_prepare)
+  return 0
+
+
+def _int_list(text: str) -> tuple:
+  try:
+    return tuple(int(v) for v in text.split(",") if v.strip())
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+  from tfx_pipeline import experiment
+  config = build_config(args)
+  plan = experiment.ExperimentPlan(seeds=args.seeds, table_budgets=args.table_budgets or (),
+                                   moc_scaling_factors=args.moc_scaling or ())
+  experiment.run_experiment(config, plan)
   return 0
 
 
@@ -96,6 +139,18 @@ def make_parser() -> argparse.ArgumentParser:
   p.add_argument("--force-prepare", action="store_true",
                  help="re-prepare the data even if DIR/data exists for the same settings")
   p.set_defaults(func=_cmd_run)
+
+  p = sub.add_parser("experiment", help="representations over seeds, table budgets and MoC "
+                     "scaling factors; mean and std per cell in DIR/experiment.{json,md}")
+  _add_common(p)
+  p.add_argument("--force-prepare", action="store_true", help=argparse.SUPPRESS)
+  p.add_argument("--seeds", type=_int_list, default=(0, 1, 2, 3, 4),
+                 help="comma-separated ranking seeds (default 0,1,2,3,4)")
+  p.add_argument("--table-budgets", type=_int_list,
+                 help="comma-separated table budgets (default: the config's)")
+  p.add_argument("--moc-scaling", type=_int_list,
+                 help="comma-separated MoC scaling factors, e.g. 1,2,3,7 (default: no sweep)")
+  p.set_defaults(func=_cmd_experiment)
 
   p = sub.add_parser("compile-kubeflow", help="compile the pipeline for Kubeflow Pipelines V2")
   _add_common(p)

@@ -294,6 +294,9 @@ class PipelineConfig:
   codebook: CodebookConfig = CodebookConfig()
   # Codebook methods the pipeline trains side by side (each from `codebook` with its method).
   codebook_methods: tuple = CODEBOOK_METHODS
+  # Per-method changes on top of `codebook`, e.g. {"rqvae": {"levels": 6}}: the MoC scaling
+  # experiment compares M = levels x scaling parallel codebooks with an RQ-VAE of M levels.
+  codebook_overrides: dict = dataclasses.field(default_factory=dict)
   ranking: RankingConfig = RankingConfig()
   # Item representations trained side by side (one Trainer -> Evaluator -> Pusher each, all on
   # the same Transform output); `ranking` holds every other setting.
@@ -311,6 +314,11 @@ class PipelineConfig:
     if self.ranking.history_length != self.split.history_length:
       object.__setattr__(self, "ranking", dataclasses.replace(
           self.ranking, history_length=self.split.history_length))
+    for method, changes in self.codebook_overrides.items():
+      if method not in self.codebook_methods:
+        raise ValueError(f"codebook_overrides names {method!r}, not one of codebook_methods "
+                         f"{list(self.codebook_methods)}")
+      self.codebook_for(method)  # unknown fields / bad values fail here, by name
     if self.sid_method not in self.codebook_methods:
       raise ValueError(f"sid_method {self.sid_method!r} must be one of codebook_methods "
                        f"{list(self.codebook_methods)}")
@@ -340,7 +348,8 @@ class PipelineConfig:
     return os.path.join(self.output_dir, "serving")
 
   def codebook_for(self, method: str) -> CodebookConfig:
-    return dataclasses.replace(self.codebook, method=method)
+    return dataclasses.replace(self.codebook, method=method,
+                               **self.codebook_overrides.get(method, {}))
 
   def ranking_for(self, representation: str) -> RankingConfig:
     return dataclasses.replace(self.ranking, representation=representation)

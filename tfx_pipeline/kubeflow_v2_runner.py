@@ -18,12 +18,18 @@ from tfx_pipeline import pipeline as pipeline_lib  # noqa: E402
 
 def compile_pipeline(config: config_lib.PipelineConfig, output_file: str,
                      image: str = "", pipeline_root: Optional[str] = None,
-                     data_dir: Optional[str] = None) -> str:
-  """Writes the PipelineJob JSON and returns its path."""
+                     data_dir: Optional[str] = None, serving_dir: Optional[str] = None) -> str:
+  """Writes the PipelineJob JSON and returns its path.
+
+  `serving_dir` is where the Pushers write `<model>/<version>/` (the directory TF Serving
+  watches); default `<pipeline_root>/serving`.
+  """
+  pipeline_root = pipeline_root or os.path.abspath(config.pipeline_root)
   pipeline = pipeline_lib.create_pipeline(
       config, metadata_connection_config=None,
       data_dir=data_dir or os.path.abspath(config.data_dir),
-      pipeline_root=pipeline_root or os.path.abspath(config.pipeline_root))
+      pipeline_root=pipeline_root,
+      serving_dir=serving_dir or pipeline_root.rstrip("/") + "/serving")
   runner_config = tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
       default_image=image or None, display_name=config.name)
   output_dir = os.path.dirname(os.path.abspath(output_file))

@@ -1,0 +1,171 @@
+"""`sidrec experiment`: item representations over seeds, table budgets and MoC scaling factors.
+
+Every cell is one `sidrec run` into the same output directory, so everything upstream of what a
+cell changes is served from the pipeline cache:
+
+  main grid      for each table budget, for each seed: the chosen representations
+                 (a seed changes only the Trainers; a budget also re-runs Transform, whose
+                 SentencePiece vocabulary size is the budget)
+  MoC scaling    for each factor s: `moc` with M = L*s parallel codebooks against `sid_unigram`
+                 over an RQ-VAE of L*s levels (the same number of codes and table rows per
+                 item), for each seed (new codebooks, join and Transform per factor)
+
+Results: DIR/experiment.json (every run's metrics, and mean / sample standard deviation / n per
+cell) and DIR/experiment.md with the comparisons the issue asks for, each with its baseline,
+its seeds and its spread, plus plots in DIR/plots/.
+"""
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Dict, List, Optional, Sequence
+
+from tfx_pipeline import config as config_lib
+from tfx_pipeline.report import atomic_write_text
+
+METRICS = ("auc", "auc_new_items", "auc_seen_items", "gauc", "gauc_new_items",
+           "gauc_seen_items", "calibration", "train_examples_per_sec", "table_rows")
+MOC_BASELINE = "sid_unigram"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentPlan:
+  seeds: tuple = (0, 1, 2, 3, 4)
+  table_budgets: tuple = ()  # () = the config's ranking.table_budget only
+  moc_scaling_factors: tuple = ()  # () = no MoC sweep
+
+  def __post_init__(self):
+    if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+      raise ValueError(f"experiment needs distinct seeds, got {list(self.seeds)}")
+    if any(int(s) < 1 for s in self.moc_scaling_factors):
+      raise ValueError(f"MoC scaling factors must be >= 1, got {list(self.moc_scaling_factors)}")
+
+
+def mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
+  """Mean, sample standard deviation (n-1; None for one value) and n, ignoring None."""
+  vals = [float(v) for v in values if v is not None]
+  if not vals:
+    return {"mean": None, "std": None, "n": 0}
+  mean = sum(vals) / len(vals)
+  std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else None
+  return {"mean": round(mean, 5), "std": None if std is None else round(std, 5), "n": len(vals)}
+
+
+def summarize(runs: List[dict]) -> List[dict]:
+  """Per (group, representation, table_budget, moc_scaling): mean/std/n of every metric."""
+  cells: Dict[tuple, List[dict]] = {}
+  for run in runs:
+    key = (run["group"], run["representation"], run["table_budget"], run["moc_scaling"])
+    cells.setdefault(key, []).append(run)
+  out = []
+  for (group, rep, budget, scaling), members in cells.items():
+    out.append({"group": group, "representation": rep, "table_budget": budget,
+                "moc_scaling": scaling, "seeds": sorted(m["seed"] for m in members),
+                **{metric: mean_std([m.get(metric) for m in members]) for metric in METRICS}})
+  return out
+
+
+def paired_difference(runs: List[dict], a: str, b: str, metric: str, group: str = "main",
+                      table_budget=None) -> Dict[str, object]:
+  """a - b per seed (same seed, same data), with mean/std over seeds and each side's spread."""
+  def by_seed(rep):
+    return {r["seed"]: r.get(metric) for r in runs if r["group"] == group
+            and r["representation"] == rep
+            and (table_budget is None or r["table_budget"] == table_budget)}
+  va, vb = by_seed(a), by_seed(b)
+  seeds = sorted(s for s in va if s in vb and va[s] is not None and vb[s] is not None)
+  diff = mean_std([va[s] - vb[s] for s in seeds])
+  sa, sb = mean_std([va[s] for s in seeds]), mean_std([vb[s] for s in seeds])
+  return {"a": a, "b": b, "metric": metric, "seeds": seeds, "difference": diff, "a_stats": sa,
+          "b_stats": sb}
+
+
+def _run_row(report: dict, representation: str, group: str, seed: int, budget: int,
+             scaling: Optional[int]) -> dict:
+  r = report["representations"][representation]
+  return {"group": group, "representation": representation, "seed": seed,
+          "table_budget": budget, "moc_scaling": scaling,
+          **{m: r.get(m) for m in METRICS}, "blessed": r.get("blessed"),
+          "eval_examples": r.get("eval_examples"),
+          "eval_examples_new_items": r.get("eval_examples_new_items")}
+
+
+def plan_configs(base: config_lib.PipelineConfig, plan: ExperimentPlan):
+  """(group, seed, budget, scaling, config) for every run of the experiment, in run order."""
+  budgets = plan.table_budgets or (base.ranking.table_budget,)
+  for budget in budgets:
+    for seed in plan.seeds:
+      config = config_lib.replace_section(base, "ranking", seed=seed, table_budget=budget)
+      yield "main", seed, budget, None, config
+  for scaling in plan.moc_scaling_factors:
+    moc = base.codebook_for("moc")
+    methods = tuple(dict.fromkeys(tuple(base.codebook_methods) + ("rqvae", "moc")))
+    for seed in plan.seeds:
+      config = dataclasses.replace(
+          config_lib.replace_section(base, "ranking", seed=seed),
+          codebook_methods=methods, sid_method="rqvae",
+          codebook=dataclasses.replace(base.codebook, moc_scaling_factor=int(scaling)),
+          codebook_overrides=dict(base.codebook_overrides,
+                                  rqvae={"levels": moc.levels * int(scaling)}),
+          representations=("moc", MOC_BASELINE))
+      yield "moc_scaling", seed, base.ranking.table_budget, int(scaling), config
+
+
+def run_experiment(base: config_lib.PipelineConfig, plan: ExperimentPlan,
+                   runner=None) -> dict:
+  """Runs every cell (LocalDagRunner by default) and writes experiment.json / .md."""
+  if runner is None:
+    from tfx_pipeline import local_runner  # pylint: disable=g-import-not-at-top
+    runner = local_runner.run
+  runs, started = [], time.time()
+  runs_dir = os.path.join(base.output_dir, "experiment_runs")
+  todo = list(plan_configs(base, plan))
+  for i, (group, seed, budget, scaling, config) in enumerate(todo, 1):
+    print(f"\n=== experiment run {i}/{len(todo)}: {group}, seed {seed}, table budget {budget}"
+          + (f", MoC scaling {scaling}x" if scaling else "") + " ===", flush=True)
+    report = runner(config)
+    name = f"{group}-budget{budget}-seed{seed}" + (f"-moc{scaling}" if scaling else "")
+    atomic_write_text(os.path.join(runs_dir, name + ".json"), json.dumps(report, indent=2))
+    for representation in config.representations:
+      if representation in report.get("representations", {}):
+        runs.append(_run_row(report, representation, group, seed, budget, scaling))
+  result = {
+      "dataset": base.data.dataset, "plan": dataclasses.asdict(plan),
+      "config": json.loads(base.to_json()), "runs": runs, "cells": summarize(runs),
+      "comparisons": comparisons(runs, base, plan),
+      "seconds": round(time.time() - started, 1),
+  }
+  atomic_write_text(os.path.join(base.output_dir, "experiment.json"),
+                    json.dumps(result, indent=2, sort_keys=True))
+  from tfx_pipeline import experiment_markdown  # pylint: disable=g-import-not-at-top
+  path = experiment_markdown.write_markdown(result, base.output_dir)
+  print(f"\nExperiment finished in {result['seconds']:.0f}s: "
+        f"{os.path.join(base.output_dir, 'experiment.json')}, {path}")
+  return result
+
+
+def comparisons(runs: List[dict], base: config_lib.PipelineConfig,
+                plan: ExperimentPlan) -> List[dict]:
+  """The paired comparisons the report states, for the representations that ran."""
+  reps = set(base.representations)
+  budget = (plan.table_budgets or (base.ranking.table_budget,))[0]
+  wanted = []
+  if {"sid_spm", "random_id"} <= reps:
+    wanted += [("sid_spm", "random_id", "auc_new_items"), ("sid_spm", "random_id", "auc"),
+               ("sid_spm", "random_id", "gauc_new_items")]
+  if {"sid_spm", "dense_content"} <= reps:
+    wanted.append(("sid_spm", "dense_content", "auc"))
+  for rep in sorted(reps - {"no_item"}):
+    if "no_item" in reps:
+      wanted.append((rep, "no_item", "gauc_new_items"))
+    if "item_id_vocab" in reps and rep != "item_id_vocab":
+      wanted.append((rep, "item_id_vocab", "gauc_new_items"))
+  out = [paired_difference(runs, a, b, metric, table_budget=budget) for a, b, metric in wanted]
+  for scaling in plan.moc_scaling_factors:
+    for metric in ("auc_new_items", "auc", "gauc_new_items"):
+      by = [r for r in runs if r["group"] == "moc_scaling" and r["moc_scaling"] == int(scaling)]
+      entry = paired_difference(by, "moc", MOC_BASELINE, metric, group="moc_scaling")
+      entry["moc_scaling"] = int(scaling)
+      out.append(entry)
+  return out

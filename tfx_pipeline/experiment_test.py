@@ -1,0 +1,68 @@
+"""The experiment driver over a stand-in runner: which runs it makes, and its statistics."""
+import json
+import os
+
+import pytest
+
+from tfx_pipeline import config as config_lib
+from tfx_pipeline import experiment
+
+
+def _fake_runner(calls):
+  def run(config):
+    calls.append(config)
+    reps = {}
+    for i, rep in enumerate(config.representations):
+      # A deterministic function of (representation, seed): sid_spm beats random_id by 0.05.
+      base = {"random_id": 0.60, "sid_spm": 0.65, "no_item": 0.55, "moc": 0.62,
+              "sid_unigram": 0.61}[rep]
+      jitter = 0.001 * config.ranking.seed
+      reps[rep] = {"auc": base + jitter, "auc_new_items": base - 0.05 + jitter,
+                   "auc_seen_items": base + 0.01, "gauc": base, "gauc_new_items": base - 0.1,
+                   "gauc_seen_items": base, "calibration": 1.0,
+                   "train_examples_per_sec": 1000.0, "table_rows": 10 * (i + 1),
+                   "blessed": True, "eval_examples": 100, "eval_examples_new_items": 40}
+    return {"representations": reps}
+  return run
+
+
+def test_grid_runs_and_statistics(tmp_path):
+  base = config_lib.replace_section(
+      config_lib.PipelineConfig(output_dir=str(tmp_path),
+                                representations=("no_item", "random_id", "sid_spm")),
+      "ranking", table_budget=4096)
+  plan = experiment.ExperimentPlan(seeds=(0, 1, 2), moc_scaling_factors=(2,))
+  calls = []
+  result = experiment.run_experiment(base, plan, runner=_fake_runner(calls))
+  main = [c for c in calls if c.representations != ("moc", "sid_unigram")]
+  assert [c.ranking.seed for c in main] == [0, 1, 2]
+  moc_runs = [c for c in calls if c.representations == ("moc", "sid_unigram")]
+  assert len(moc_runs) == 3
+  # MoC with M = L*2 codebooks against an RQ-VAE of 2L levels: same codes per item.
+  m = moc_runs[0]
+  assert m.codebook_for("moc").moc_scaling_factor == 2
+  assert m.codebook_for("rqvae").levels == 2 * base.codebook.levels
+  assert m.codebook_for("moc").levels == base.codebook.levels
+
+  cell = next(c for c in result["cells"] if c["representation"] == "sid_spm"
+              and c["group"] == "main")
+  assert cell["auc"]["mean"] == pytest.approx(0.651)
+  assert cell["auc"]["std"] == pytest.approx(0.001)
+  assert cell["auc"]["n"] == 3 and cell["seeds"] == [0, 1, 2]
+  comp = next(c for c in result["comparisons"] if c["a"] == "sid_spm" and c["b"] == "random_id"
+              and c["metric"] == "auc_new_items")
+  assert comp["difference"]["mean"] == pytest.approx(0.05)
+  assert comp["difference"]["std"] == pytest.approx(0.0, abs=1e-9)
+  with open(tmp_path / "experiment.json") as f:
+    assert json.load(f)["plan"]["seeds"] == [0, 1, 2]
+  markdown = open(tmp_path / "experiment.md").read()
+  assert "| `sid_spm` | `random_id` | auc_new_items |" in markdown
+  assert "0.6510 ± 0.0010" in markdown
+  assert os.path.exists(tmp_path / "plots" / "experiment_moc_scaling.png")
+
+
+def test_mean_std_edge_cases():
+  assert experiment.mean_std([]) == {"mean": None, "std": None, "n": 0}
+  assert experiment.mean_std([0.5, None]) == {"mean": 0.5, "std": None, "n": 1}
+  with pytest.raises(ValueError, match="distinct seeds"):
+    experiment.ExperimentPlan(seeds=(1, 1))
