@@ -38,6 +38,7 @@ bench: install
 	$(PY) benchmarks/codebook_throughput.py --max-items 100000
 	$(PY) benchmarks/spm_segmentation.py
 	$(PY) benchmarks/trainer_throughput.py
+	$(PY) benchmarks/tfx_trainer_throughput.py
 
 clean:
 	rm -rf $(OUTPUT) build *.egg-info

@@ -110,18 +110,19 @@ def fit_rate(model, ds, steps, batch, warmup=5) -> float:
   return timer.count * batch / (timer.end - timer.start)
 
 
-def bare_model(representation: str, config: RankingConfig) -> tf.keras.Model:
+def bare_model(representation: str, config: RankingConfig,
+               sizes: F.VocabSizes = SIZES) -> tf.keras.Model:
   """The same layers as SidRankingModel, wired as a plain functional tf_keras model."""
   e, hist_len = config.embedding_dim, config.history_length
   inputs, parts = {}, []
-  for name, rows in SIZES.user_vocab().items():
+  for name, rows in sizes.user_vocab().items():
     inputs[name] = tf.keras.Input((), dtype=tf.int64, name=name)
     dim = config.user_embedding_dim if name == F.USER_ID else config.user_feature_dim
     parts.append(tf.keras.layers.Embedding(rows, dim)(inputs[name]))
   mask = inputs[F.HISTORY_MASK] = tf.keras.Input((hist_len,), name=F.HISTORY_MASK)
   if representation == "sid_spm":
-    table = tf.keras.layers.Embedding(SIZES.spm_vocab_size, e)
-    s = SIZES.spm_max_pieces
+    table = tf.keras.layers.Embedding(sizes.spm_vocab_size, e)
+    s = sizes.spm_max_pieces
     cand = inputs[F.ITEM_SPM_TOKENS] = tf.keras.Input((s,), dtype=tf.int64,
                                                       name=F.ITEM_SPM_TOKENS)
     hname = F.history_name(F.ITEM_SPM_TOKENS)

@@ -20,7 +20,12 @@ UPSTREAM = ["InteractionExampleGen", "CatalogExampleGen", "StatisticsGen", "Sche
 EMBEDDING_AND_BELOW = ["ContentEmbedder"] + [
     f"{prefix}{stage}" for prefix in ("RqVae", "MixtureOfCodes", "RqKMeans")
     for stage in ("CodebookTrainer", "SemanticIdAssigner")]
-COMPONENTS = UPSTREAM + EMBEDDING_AND_BELOW
+REPRESENTATIONS = ("no_item", "random_id", "sid_spm", "moc", "dense_content")
+PREFIXES = {"no_item": "NoItem", "random_id": "RandomId", "sid_spm": "SidSpm", "moc": "Moc",
+            "dense_content": "DenseContent"}
+RANKING = ["SemanticIdJoiner", "Transform"] + [
+    f"{PREFIXES[r]}{stage}" for r in REPRESENTATIONS for stage in ("Trainer", "Evaluator", "Pusher")]
+COMPONENTS = UPSTREAM + EMBEDDING_AND_BELOW + RANKING
 
 
 def small_synthetic_config(output_dir: str) -> config_lib.PipelineConfig:
@@ -34,6 +39,8 @@ def small_synthetic_config(output_dir: str) -> config_lib.PipelineConfig:
   config = config_lib.replace_section(
       config, "codebook", levels=2, codebook_size=16, latent_dim=16, hidden_dims=(64,),
       epochs=10, batch_size=128, kmeans_init_samples=300)
+  config = config_lib.replace_section(config, "ranking", epochs=2, batch_size=256)
+  config = dataclasses.replace(config, representations=REPRESENTATIONS)
   return config_lib.with_dataset_defaults(config)
 
 
@@ -90,6 +97,98 @@ def test_first_run_writes_every_artifact(two_runs):
   assert on_disk["split"]["eval_examples"] == split["eval_examples"]
 
 
+def test_every_representation_is_trained_evaluated_and_pushed(two_runs):
+  config, first, _ = two_runs
+  split = first["split"]
+  reps = first["representations"]
+  assert list(reps) == list(REPRESENTATIONS)
+  for name, r in reps.items():
+    for metric in ("auc", "auc_new_items", "auc_seen_items", "gauc", "gauc_new_items"):
+      assert 0.0 < r[metric] < 1.0, (name, metric)
+    # TFMA saw the whole eval split, and its new-item slice is the split's new items.
+    assert r["eval_examples"] == split["eval_examples"], name
+    assert r["eval_examples_new_items"] == split["new_item_eval_examples"], name
+    assert set(r["by_popularity"]) >= {"0"}, name
+    assert r["by_popularity"]["0"]["eval_examples"] == split["new_item_eval_examples"]
+    assert r["train_examples"] == 2 * split["train_examples"], name  # 2 epochs, every example
+    assert r["train_examples_per_sec"] > 0
+    assert r["blessed"], (name, r["auc"], r["auc_new_items"])
+    versions = glob.glob(os.path.join(config.serving_dir, r["model_name"], "*",
+                                      "saved_model.pb"))
+    assert len(versions) == 1, name
+    assert r["pushed_to"] and os.path.dirname(versions[0]) == r["pushed_to"].rstrip("/")
+  # No item input: every example of a user gets the same score, so per-user AUC is chance.
+  assert reps["no_item"]["gauc"] == pytest.approx(0.5)
+  assert reps["no_item"]["table_rows"] == 0
+  assert reps["random_id"]["table_rows"] == config.ranking.random_id_rows
+  assert reps["sid_spm"]["gauc_seen_items"] > 0.55  # items carry signal in the synthetic data
+  # TensorBoard logs beside each model, and the readable report with its plot.
+  assert glob.glob(os.path.join(config.pipeline_root, "SidSpmTrainer", "model_run", "*",
+                                "train", "events.out.tfevents.*"))
+  markdown = open(os.path.join(config.output_dir, "report.md")).read()
+  assert "| `sid_spm` |" in markdown and "plots/auc_by_representation.png" in markdown
+  assert os.path.getsize(os.path.join(config.output_dir, "plots",
+                                      "auc_by_representation.png")) > 10_000
+
+
+def _joined_eval_examples(config):
+  import tensorflow as tf
+  files = glob.glob(os.path.join(config.pipeline_root, "SemanticIdJoiner", "joined_examples",
+                                 "*", "Split-eval", "*"))
+  return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def _values(example, name):
+  f = example.features.feature[name]
+  return list(f.bytes_list.value or f.int64_list.value or f.float_list.value)
+
+
+def test_pushed_model_scores_by_id_and_a_brand_new_item_by_its_sid(two_runs):
+  """Serving by item id (codes from the in-graph tables) equals scoring the joined example;
+  an id the tables never saw is scored from the SID the client sends."""
+  import numpy as np
+  import tensorflow as tf
+  config, first, _ = two_runs
+  records = _joined_eval_examples(config)[:64]
+  examples = [tf.train.Example.FromString(r) for r in records]
+  for name in ("sid_spm", "moc", "dense_content", "random_id"):
+    model = tf.saved_model.load(first["representations"][name]["pushed_to"])
+    by_example = model.signatures["serve_examples"](examples=tf.constant(records))
+    ids = {k: tf.constant([_values(e, k)[0] for e in examples])
+           for k in ("user_id", "user_gender", "user_occupation", "item_id")}
+    ids["user_age"] = tf.constant([_values(e, "user_age")[0] for e in examples], tf.int64)
+    ids["history_item_ids"] = tf.constant([_values(e, "history_item_ids") for e in examples])
+    by_id = model.signatures["serving_default"](**ids)
+    assert np.asarray(by_id["item_in_table"]).all(), name
+    np.testing.assert_allclose(by_id["probability"], by_example["probability"], atol=1e-5,
+                               err_msg=name)
+    if name == "random_id":
+      continue
+    # The same items under ids nobody has seen, with their codes sent by the client.
+    new_item_inputs = model.signatures["serve_new_items"].structured_input_signature[1]
+    brand_new = dict(ids, item_id=tf.constant([f"brand-new-{i}" for i in range(len(examples))]))
+    for feature in ("item_sid", "item_moc_codes"):
+      if feature in new_item_inputs:
+        brand_new[feature] = tf.constant([_values(e, feature) for e in examples], tf.int64)
+    if "item_embedding" in new_item_inputs:
+      brand_new["item_embedding"] = _embeddings_of(first, ids["item_id"].numpy())
+    scored = model.signatures["serve_new_items"](**brand_new)
+    assert not np.asarray(scored["item_in_table"]).any()
+    np.testing.assert_allclose(scored["probability"], by_id["probability"], atol=1e-5,
+                               err_msg=name)
+    # Without its codes a brand-new item is not silently given another item's score.
+    unknown = model.signatures["serving_default"](**dict(ids, item_id=brand_new["item_id"]))
+    assert not np.asarray(unknown["item_in_table"]).any()
+
+
+def _embeddings_of(report, item_ids):
+  import tensorflow as tf
+  from components.content_embedder import embeddings_io
+  ids, vectors = embeddings_io.load_item_embeddings(report["embeddings"]["uri"])
+  row = {i: n for n, i in enumerate(ids)}
+  return tf.constant(vectors[[row[i.decode()] for i in item_ids]])
+
+
 def test_second_run_is_served_from_cache(two_runs):
   config, first, second = two_runs
   assert set(second["components"]["cached"]) == set(COMPONENTS)
@@ -99,12 +198,54 @@ def test_second_run_is_served_from_cache(two_runs):
   assert second["embeddings"]["uri"] == first["embeddings"]["uri"]
 
 
-def test_changed_embedding_setting_reruns_only_the_embedder(two_runs, tmp_path):
+def test_failed_threshold_blocks_the_push_and_reruns_only_the_evaluator(two_runs):
+  from tfx_pipeline import local_runner
+  config, first, _ = two_runs
+  strict = config_lib.replace_section(
+      dataclasses.replace(config, representations=("random_id",)), "evaluation",
+      min_auc_new_items=0.99)
+  report = local_runner.run(strict)
+  ran = set(local_runner_components(strict)) - set(report["components"]["cached"])
+  assert ran == {"RandomIdEvaluator", "RandomIdPusher"}
+  r = report["representations"]["random_id"]
+  assert not r["blessed"] and r["pushed_to"] is None
+  # The model pushed by the first run is still the only version.
+  assert len(os.listdir(os.path.join(config.serving_dir, "random_id"))) == 1
+  assert r["auc"] == pytest.approx(first["representations"]["random_id"]["auc"])
+
+
+def local_runner_components(config):
+  from tfx_pipeline import pipeline
+  return [c.id for c in pipeline.create_pipeline(config).components]
+
+
+def test_experiment_over_seeds_reuses_the_pipeline_cache(two_runs):
+  """`sidrec experiment`: seed 0 is the first run's cache; seed 1 retrains only the rankers."""
+  from tfx_pipeline import experiment
+  config, first, _ = two_runs
+  base = dataclasses.replace(config, representations=("random_id", "sid_spm"))
+  result = experiment.run_experiment(base, experiment.ExperimentPlan(seeds=(0, 1)))
+  seed0 = {r["representation"]: r for r in result["runs"] if r["seed"] == 0}
+  for name in ("random_id", "sid_spm"):
+    assert seed0[name]["auc"] == pytest.approx(first["representations"][name]["auc"])
+    assert len(_executions(config.pipeline_root, f"{PREFIXES[name]}Trainer")) == 2
+  assert len(_executions(config.pipeline_root, "Transform")) == 1
+  cell = next(c for c in result["cells"] if c["representation"] == "sid_spm")
+  assert cell["auc"]["n"] == 2 and cell["auc"]["std"] is not None
+  assert "sid_spm" in open(os.path.join(config.output_dir, "experiment.md")).read()
+
+
+def test_changed_embedding_setting_reruns_only_the_embedder_and_below(two_runs):
   """A changed setting invalidates exactly the components that read it."""
   from tfx_pipeline import local_runner
   config, _, _ = two_runs
-  changed = config_lib.replace_section(config, "embedding", batch_size=17)
+  changed = dataclasses.replace(
+      config_lib.replace_section(config, "embedding", batch_size=17),
+      representations=("sid_spm",))
+  below = EMBEDDING_AND_BELOW + ["SemanticIdJoiner", "Transform", "SidSpmTrainer"]
+  before = {c: len(_executions(config.pipeline_root, c)) for c in UPSTREAM + below}
   report = local_runner.run(changed)
   assert set(report["components"]["cached"]) == set(UPSTREAM)
-  for component in EMBEDDING_AND_BELOW:
-    assert len(_executions(config.pipeline_root, component)) == 2, component
+  for component in UPSTREAM + below:
+    ran = len(_executions(config.pipeline_root, component)) - before[component]
+    assert ran == (0 if component in UPSTREAM else 1), component

@@ -55,13 +55,16 @@ def component_prefix(representation: str) -> str:
 
 
 def transform_custom_config(config: config_lib.PipelineConfig):
-  r, cb = config.ranking, config.codebook
+  r, sid = config.ranking, config.codebook_for(config.sid_method)
+  moc = config.codebook_for("moc") if "moc" in config.codebook_methods else None
   return preprocessing.transform_custom_config(
-      codebook_size=cb.codebook_size, history_length=config.split.history_length,
+      codebook_size=sid.codebook_size, history_length=config.split.history_length,
       random_id_rows=r.random_id_rows, item_oov_buckets=r.item_oov_buckets,
-      spm_vocab_size=r.table_budget, levels=cb.levels,
-      moc_codebooks=cb.levels * cb.moc_scaling_factor if "moc" in config.codebook_methods else 0,
-      item_keys=any(rep in CONTENT_REPRESENTATIONS for rep in config.representations))
+      spm_vocab_size=r.table_budget, levels=sid.levels,
+      moc_codebooks=moc.levels * moc.moc_scaling_factor if moc else 0,
+      # Always: Transform's cache key must not depend on which representations a run trains
+      # (a `dense_content` run after a `sid_spm` run reuses the same Transform output).
+      item_keys=True)
 
 
 def _import_example_gen(input_base: str, splits: List[str], component_id: str):
@@ -145,6 +148,7 @@ def create_pipeline(
       disable_statistics=True)
   components += [joiner, transform]
 
+  moc = config.codebook_for("moc") if "moc" in config.codebook_methods else None
   eval_config = evaluation.eval_config(config.evaluation)
   for representation in config.representations:
     prefix = component_prefix(representation)
@@ -156,7 +160,9 @@ def create_pipeline(
                          if representation in CONTENT_REPRESENTATIONS else None),
         run_fn=RUN_FN,
         custom_config=trainer_run.trainer_custom_config(
-            config.ranking_for(representation), config.codebook.codebook_size),
+            config.ranking_for(representation),
+            config.codebook_for(config.sid_method).codebook_size,
+            moc.codebook_size if moc else 0),
     ).with_id(f"{prefix}Trainer")
     evaluator = tfx.components.Evaluator(
         examples=joiner.outputs["joined_examples"], model=trainer.outputs["model"],

@@ -1,0 +1,154 @@
+"""TFX Trainer input path vs a bare tf_keras model fed from memory, `sid_spm`, batch 1024.
+
+    TF_USE_LEGACY_KERAS=1 python benchmarks/tfx_trainer_throughput.py [--output DIR]
+        [--interactions 400000] [--items 4000] [--epochs 2] [--rounds 2]
+
+1. Runs (or reuses, when DIR already holds it) the sidrec pipeline on synthetic data up to the
+   `sid_spm` Trainer: real Transform output (SPM sub-ID tokens, history features).
+2. `tfx`: what trainer/run.py does in the Trainer: SidRankingModel.fit over the transformed
+   TFRecords read by TFXIO with the transformed schema (only the features the model reads),
+   shuffled, batch 1024; examples/s of a timed epoch after a warm-up epoch.
+3. `bare`: a tf_keras functional model with the same layers (benchmarks/trainer_throughput.py
+   bare_model, same vocabulary sizes and optimizer) fed the *same transformed examples* from
+   in-memory tensors (pre-batched, cached); examples/s of a timed epoch after a warm-up.
+4. The ratio tfx / bare (target >= 0.8) and, for reference, the Trainer component's own
+   figure from train_stats.json (whole fit, first-epoch tracing and start-up included).
+Best of --rounds for both (the machine is shared). Load average and matmul rate first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx_bsl.public import tfxio
+
+from machine_rate import matmul_gflops
+from tfx_pipeline import config as config_lib
+from tfx_pipeline.report import RunArtifacts
+from trainer import item_tables as item_tables_lib
+from trainer import run as trainer_run
+from trainer.model import features as F
+from trainer.model import ranking
+from trainer_throughput import bare_model
+
+REPRESENTATION = "sid_spm"
+
+
+class _DataAccessor:
+  """What TFX's DataAccessor does for tf.Example payloads (tfxio_utils)."""
+
+  @staticmethod
+  def tf_dataset_factory(files, options, schema):
+    return tfxio.TFExampleRecord(file_pattern=files, telemetry_descriptors=["sidrec-bench"],
+                                 schema=schema).TensorFlowDataset(options)
+
+
+@dataclasses.dataclass
+class _FnArgs:
+  data_accessor: object = _DataAccessor()
+
+
+def pipeline_config(output: str, items: int, interactions: int,
+                    epochs: int) -> config_lib.PipelineConfig:
+  config = config_lib.PipelineConfig(output_dir=output, representations=(REPRESENTATION,),
+                                     codebook_methods=("rqvae",))
+  config = config_lib.replace_section(
+      config, "data", dataset="synthetic",
+      synthetic=config_lib.SyntheticConfig(num_items=items, num_users=max(100, items // 2),
+                                           num_interactions=interactions, embedding_dim=64))
+  config = config_lib.replace_section(config, "codebook", epochs=20, latent_dim=32)
+  config = config_lib.replace_section(config, "ranking", epochs=epochs)
+  return config_lib.with_dataset_defaults(config)
+
+
+def epoch_rate(model, dataset, examples: int) -> float:
+  start = time.perf_counter()
+  model.fit(dataset, epochs=1, verbose=0)
+  return examples / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--output", default="/tmp/sidrec_bench_tfx_trainer")
+  parser.add_argument("--items", type=int, default=4000)
+  parser.add_argument("--interactions", type=int, default=400_000)
+  parser.add_argument("--epochs", type=int, default=2, help="epochs of the pipeline's Trainer")
+  parser.add_argument("--rounds", type=int, default=2)
+  args = parser.parse_args(argv)
+
+  print(f"load average {os.getloadavg()[0]:.2f}, matmul {matmul_gflops():.0f} GFLOP/s "
+        f"({os.cpu_count()} cores)", flush=True)
+  config = pipeline_config(args.output, args.items, args.interactions, args.epochs)
+  from tfx_pipeline import local_runner
+  local_runner.run(config)
+  run = RunArtifacts(os.path.abspath(config.metadata_path), config.name)
+  transform_graph = run.uri("Transform", "TransformGraph")
+  examples = run.uri("Transform", "Examples")
+  sids = run.uri("RqVaeSemanticIdAssigner", "sidrec.SemanticIds")
+  model_run = run.uri("SidSpmTrainer", "ModelRun")
+  component = json.load(open(os.path.join(model_run, trainer_run.TRAIN_STATS)))
+
+  ranking_config = config.ranking_for(REPRESENTATION)
+  tft_output = tft.TFTransformOutput(transform_graph)
+  tables = item_tables_lib.load_item_tables(sids)
+  sizes = trainer_run.vocab_sizes(tft_output, tables, config.codebook.codebook_size, 0)
+  train_files = [os.path.join(examples, "Split-train", "*")]
+  batch = ranking_config.batch_size
+
+  def tfx_input(model):
+    names = set(model.input_signature(ranking_config.history_length)) | {F.LABEL}
+    return trainer_run.make_input(_FnArgs(), train_files, tft_output, names, batch,
+                                  shuffle=True, seed=0)
+
+  # The same transformed examples, in memory, for the bare model.
+  probe = ranking.build_ranking_model(ranking_config, sizes)
+  arrays = {}
+  for features in tfx_input(probe):
+    for k, v in features.items():
+      arrays.setdefault(k, []).append(v.numpy())
+  arrays = {k: np.concatenate(v) for k, v in arrays.items()}
+  n = len(arrays[F.LABEL])
+  inputs = [k for k in arrays if k != F.LABEL]
+  memory = tf.data.Dataset.from_tensor_slices(
+      ({k: arrays[k] for k in inputs}, arrays[F.LABEL])).batch(batch).cache().prefetch(4)
+  print(f"\n{n:,} transformed training examples, {len(inputs)} model inputs, "
+        f"SPM table {sizes.spm_vocab_size:,} rows, batch {batch}", flush=True)
+
+  tfx_rates, bare_rates = [], []
+  for r in range(args.rounds):
+    model = ranking.build_ranking_model(ranking_config, sizes)
+    ds = tfx_input(model)
+    epoch_rate(model, ds, n)  # warm-up: tracing, first read
+    tfx_rates.append(epoch_rate(model, ds, n))
+    bare = bare_model(REPRESENTATION, ranking_config, sizes)
+    epoch_rate(bare, memory, n)
+    bare_rates.append(epoch_rate(bare, memory, n))
+    print(f"round {r + 1}: tfx {tfx_rates[-1]:,.0f} ex/s, bare {bare_rates[-1]:,.0f} ex/s",
+          flush=True)
+  best_tfx, best_bare = max(tfx_rates), max(bare_rates)
+  print(f"\nTFX Trainer input path (TFXIO over transformed TFRecords -> SidRankingModel.fit): "
+        f"{best_tfx:,.0f} examples/s")
+  print(f"bare tf_keras model, same layers, in-memory tensors:                      "
+        f"{best_bare:,.0f} examples/s")
+  print(f"ratio tfx / bare: {best_tfx / best_bare:.2f}x (target >= 0.80)")
+  print(f"Trainer component's own figure (whole fit incl. start-up, {component['epochs']} "
+        f"epochs): {component['train_examples_per_sec']:,.0f} examples/s")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
