@@ -83,6 +83,12 @@ class _PerUserAUCCombiner(beam.CombineFn):
   def __init__(self, key, users_key, eval_config, user_key: str):
     self._key, self._users_key = key, users_key
     self._eval_config, self._user_key = eval_config, user_key
+    # A model with several outputs (ours: logits and probability): the ModelSpec's
+    # prediction_key names the one to rank by, as for TFMA's own metrics.
+    self._prediction_key = key.output_name
+    for spec in (eval_config.model_specs if eval_config else []):
+      if spec.name == key.model_name and spec.prediction_key:
+        self._prediction_key = spec.prediction_key
 
   def create_accumulator(self):
     return ([], [], [])
@@ -94,8 +100,11 @@ class _PerUserAUCCombiner(beam.CombineFn):
     user = np.asarray(element.features[self._user_key]).reshape(-1)[0]
     label = element.label if element.label is not None else element.labels
     prediction = element.prediction if element.prediction is not None else element.predictions
-    if isinstance(prediction, dict):  # multi-output models: the configured output
-      prediction = prediction[self._key.output_name]
+    if isinstance(prediction, dict):
+      if self._prediction_key not in prediction:
+        raise KeyError(f"PerUserAUC: prediction key {self._prediction_key!r} not in the model's "
+                       f"outputs {sorted(prediction)}; set ModelSpec.prediction_key")
+      prediction = prediction[self._prediction_key]
     accumulator[0].append(user.item() if hasattr(user, "item") else user)
     accumulator[1].append(float(np.asarray(label).reshape(-1)[0]))
     accumulator[2].append(float(np.asarray(prediction).reshape(-1)[0]))

@@ -38,19 +38,27 @@ def test_scores_equal_to_float32_precision_are_ties():
   assert value == pytest.approx(0.5)
 
 
-def test_combiner_over_tfma_inputs():
-  computations = gauc.PerUserAUC().computations()
+@pytest.mark.parametrize("dict_outputs", [False, True])
+def test_combiner_over_tfma_inputs(dict_outputs):
+  from tensorflow_model_analysis.proto import config_pb2
+  eval_config = config_pb2.EvalConfig(model_specs=[config_pb2.ModelSpec(
+      prediction_key="probability" if dict_outputs else "")])
+  computations = gauc.PerUserAUC().computations(eval_config=eval_config)
   (computation,) = computations
   combiner = computation.combiner
   acc = combiner.create_accumulator()
-  rows = [("a", 1, 0.9), ("a", 0, 0.1), ("b", 1, 0.2), ("b", 0, 0.8)]
+  # Both users ranked right by `probability` (GAUC 1); `logits` here are reversed (GAUC 0).
+  rows = [("a", 1, 0.9), ("a", 0, 0.1), ("b", 1, 0.8), ("b", 0, 0.2)]
   parts = []
   for user, label, score in rows:
     part = combiner.create_accumulator()
+    # A signature with several outputs (the exported ranker's) gives a dict of predictions.
+    prediction = ({"probability": np.array([score]), "logits": np.array([-score])}
+                  if dict_outputs else np.array([score]))
     parts.append(combiner.add_input(part, metric_types.StandardMetricInputs(
-        labels=np.array([label]), predictions=np.array([score]),
+        labels=np.array([label]), predictions=prediction,
         example_weights=np.array([1.0]), features={"user_id": np.array([user.encode()])})))
   acc = combiner.merge_accumulators([acc] + parts)
   out = combiner.extract_output(acc)
   values = {k.name: v for k, v in out.items()}
-  assert values == {"gauc": pytest.approx(0.5), "gauc_users": 2}
+  assert values == {"gauc": pytest.approx(1.0), "gauc_users": 2}
