@@ -54,9 +54,14 @@ def component_prefix(representation: str) -> str:
   return "".join(w.capitalize() for w in model_name(representation).split("_"))
 
 
+def _moc_codebook(config: config_lib.PipelineConfig) -> Optional[config_lib.CodebookConfig]:
+  """The MoC codebook settings when the pipeline trains MoC codebooks, else None."""
+  return config.codebook_for("moc") if "moc" in config.codebook_methods else None
+
+
 def transform_custom_config(config: config_lib.PipelineConfig):
   r, sid = config.ranking, config.codebook_for(config.sid_method)
-  moc = config.codebook_for("moc") if "moc" in config.codebook_methods else None
+  moc = _moc_codebook(config)
   return preprocessing.transform_custom_config(
       codebook_size=sid.codebook_size, history_length=config.split.history_length,
       random_id_rows=r.random_id_rows, item_oov_buckets=r.item_oov_buckets,
@@ -148,7 +153,7 @@ def create_pipeline(
       disable_statistics=True)
   components += [joiner, transform]
 
-  moc = config.codebook_for("moc") if "moc" in config.codebook_methods else None
+  moc = _moc_codebook(config)
   eval_config = evaluation.eval_config(config.evaluation)
   for representation in config.representations:
     prefix = component_prefix(representation)

@@ -39,6 +39,9 @@ class JoinCodesFn(beam.DoFn):
 
   def __init__(self, split: str):
     self._split = split
+    # One zero vector per table, built on first use: padded history slots are most of the
+    # history slots of early interactions, on the Joiner's per-example hot path.
+    self._pads: Dict[str, np.ndarray] = {}
 
   def process(self, record: bytes, sids: Dict[str, np.ndarray],
               moc: Optional[Dict[str, np.ndarray]],
@@ -48,9 +51,14 @@ class JoinCodesFn(beam.DoFn):
     item_id = feature["item_id"].bytes_list.value[0].decode("utf-8")
     history = [h.decode("utf-8") for h in feature["history_item_ids"].bytes_list.value]
 
-    def codes_of(table, key, what):
+    tables = {"sid": sids, "moc": moc, "embedding": embeddings}
+
+    def codes_of(name, key, what):
+      table = tables[name]
       if key == HISTORY_PAD:  # padding: any codes do, the model masks the position out
-        return np.zeros_like(next(iter(table.values())))
+        if name not in self._pads:
+          self._pads[name] = np.zeros_like(next(iter(table.values())))
+        return self._pads[name]
       try:
         return table[key]
       except KeyError:
@@ -59,15 +67,15 @@ class JoinCodesFn(beam.DoFn):
             f"artifact; assign SIDs for the whole catalog (SemanticIdAssigner) before joining"
         ) from None
 
-    feature["item_sid"].CopyFrom(_int64(codes_of(sids, item_id, "candidate")))
+    feature["item_sid"].CopyFrom(_int64(codes_of("sid", item_id, "candidate")))
     feature["history_sid"].CopyFrom(_int64(
-        np.concatenate([codes_of(sids, h, "history") for h in history]) if history else []))
+        np.concatenate([codes_of("sid", h, "history") for h in history]) if history else []))
     if moc is not None:
-      feature["item_moc_codes"].CopyFrom(_int64(codes_of(moc, item_id, "candidate")))
+      feature["item_moc_codes"].CopyFrom(_int64(codes_of("moc", item_id, "candidate")))
       feature["history_moc_codes"].CopyFrom(_int64(
-          np.concatenate([codes_of(moc, h, "history") for h in history]) if history else []))
+          np.concatenate([codes_of("moc", h, "history") for h in history]) if history else []))
     if embeddings is not None:
-      vector = codes_of(embeddings, item_id, "candidate embedding")
+      vector = codes_of("embedding", item_id, "candidate embedding")
       feature["item_embedding"].float_list.value[:] = vector.tolist()
     yield example.SerializeToString()
 
