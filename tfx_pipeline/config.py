@@ -237,6 +237,14 @@ class RankingConfig:
   learning_rate: float = 2e-3
   batch_size: int = 1024
   epochs: int = 2
+  # "memory": keep the parsed training batches after the first epoch, so later epochs skip the
+  # GZIP read and tf.Example parsing that compete with the training step for the CPU
+  # (benchmarks/tfx_trainer_throughput.py); batches come back in a reshuffled order each epoch,
+  # their composition is that of the first, shuffled read. Costs the parsed training split in
+  # RAM (340 bytes per example for sid_spm with N = 10 history items: ~290 MB for ML-1M's
+  # training split; benchmarks/tfx_trainer_throughput.py prints it). "none": re-read
+  # every epoch (a training split larger than memory).
+  input_cache: str = "memory"
   # Seeds every initializer (layer by layer, in construction order) and the input shuffle.
   seed: int = 0
 
@@ -260,6 +268,8 @@ class RankingConfig:
       raise ValueError("hybrid_combiner must be sum|concat and spm_combiner mean|sum")
     if self.optimizer not in ("lazy_adam", "adam", "adagrad") or not self.learning_rate > 0:
       raise ValueError("optimizer must be lazy_adam|adam|adagrad with learning_rate > 0")
+    if self.input_cache not in ("memory", "none"):
+      raise ValueError(f"input_cache must be memory|none, got {self.input_cache!r}")
     if any(int(d) < 1 for d in self.mlp_dims):
       raise ValueError(f"mlp_dims must be positive, got {self.mlp_dims}")
 

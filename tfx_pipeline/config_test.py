@@ -35,3 +35,10 @@ def test_inconsistent_settings_fail_by_name(changes, message):
 def test_evaluation_thresholds_are_probabilities():
   with pytest.raises(ValueError, match="min_auc_new_items"):
     config_lib.EvaluationConfig(min_auc_new_items=1.5)
+
+
+def test_input_cache_is_memory_or_none():
+  assert config_lib.RankingConfig().input_cache == "memory"
+  assert config_lib.RankingConfig(input_cache="none").input_cache == "none"
+  with pytest.raises(ValueError, match="input_cache must be memory|none"):
+    config_lib.RankingConfig(input_cache="disk")

@@ -82,10 +82,21 @@ class _CountExamples:
       return {k: tf.identity(v) for k, v in features.items()}
 
 
+# Batches the reshuffle of cached batches draws from (epoch 1 waits for this many to parse).
+CACHE_SHUFFLE_BATCHES = 64
+
+
 def make_input(fn_args, files, tft_output, names, batch_size: int, *, shuffle: bool,
                seed: int, tables: Optional[item_tables_lib.ItemTables] = None,
-               counter: Optional[_CountExamples] = None) -> tf.data.Dataset:
-  """One pass over transformed examples as dict batches, content added from `tables`."""
+               counter: Optional[_CountExamples] = None,
+               cache: bool = False) -> tf.data.Dataset:
+  """One pass over transformed examples as dict batches, content added from `tables`.
+
+  `cache`: the parsed batches of the first pass are kept in memory and later passes read them
+  from there (RankingConfig.input_cache); with `shuffle` their order is reshuffled every pass.
+  The content lookup runs after the cache: caching 384-d embeddings per history slot would
+  cost ~20x the memory of the ids.
+  """
   read = set(names)
   if tables is not None:  # content representations look the embedding up by raw item id
     read |= {F.ITEM_KEY, F.history_name(F.ITEM_KEY)}
@@ -94,6 +105,10 @@ def make_input(fn_args, files, tft_output, names, batch_size: int, *, shuffle: b
       files, tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=shuffle,
                                             shuffle_seed=seed, num_epochs=1),
       _only(tft_output.transformed_metadata.schema, read))
+  if cache:
+    dataset = dataset.cache()
+    if shuffle:
+      dataset = dataset.shuffle(CACHE_SHUFFLE_BATCHES, seed=seed, reshuffle_each_iteration=True)
   if tables is not None:
     history = F.history_name(F.ITEM_EMBEDDING) in names
 
@@ -125,7 +140,8 @@ def run_fn(fn_args) -> None:
   content = tables if F.ITEM_EMBEDDING in names else None
   counter = _CountExamples()
   train = make_input(fn_args, fn_args.train_files, tft_output, names, config.batch_size,
-                     shuffle=True, seed=config.seed, tables=content, counter=counter)
+                     shuffle=True, seed=config.seed, tables=content, counter=counter,
+                     cache=config.input_cache == "memory")
   evaluation = make_input(fn_args, fn_args.eval_files, tft_output, names, config.batch_size,
                           shuffle=False, seed=config.seed, tables=content)
 
