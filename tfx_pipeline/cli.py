@@ -111,7 +111,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
   config = build_config(args)
   plan = experiment.ExperimentPlan(seeds=args.seeds, table_budgets=args.table_budgets or (),
                                    moc_scaling_factors=args.moc_scaling or ())
-  experiment.run_experiment(config, plan)
+  experiment.run_experiment(config, plan, summarize_only=args.summarize_only)
   return 0
 
 
@@ -150,6 +150,9 @@ def make_parser() -> argparse.ArgumentParser:
                  help="comma-separated table budgets (default: the config's)")
   p.add_argument("--moc-scaling", type=_int_list,
                  help="comma-separated MoC scaling factors, e.g. 1,2,3,7 (default: no sweep)")
+  p.add_argument("--summarize-only", action="store_true",
+                 help="run nothing: rebuild experiment.json/.md from the runs recorded in "
+                 "DIR/experiment_runs under these settings (e.g. while one is running)")
   p.set_defaults(func=_cmd_experiment)
 
   p = sub.add_parser("compile-kubeflow", help="compile the pipeline for Kubeflow Pipelines V2")

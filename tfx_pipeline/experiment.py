@@ -13,7 +13,17 @@ cell changes is served from the pipeline cache:
 Results: DIR/experiment.json (every run's metrics, and mean / sample standard deviation / n per
 cell) and DIR/experiment.md with the comparisons the issue asks for, each with its baseline,
 its seeds and its spread, plus plots in DIR/plots/.
+
+Results accumulate: each representation's metrics of each run are kept in
+DIR/experiment_runs/<run>/<representation>.json with a fingerprint of the run's settings (the
+whole config but the representation list and output dir). The summary takes, for every run of
+the plan, each representation recorded there under the same fingerprint, so adding a
+representation later (`--representations item_id_vocab`) runs only it and reports it beside
+the earlier ones; anything that changes results (epochs, input_cache, codebooks, data) changes
+the fingerprint and leaves the earlier rows out. `summarize_only` rebuilds the summary from
+what is recorded without running anything (e.g. while an experiment is still running).
 """
+import hashlib
 import dataclasses
 import json
 import math
@@ -91,6 +101,41 @@ def _run_row(report: dict, representation: str, group: str, seed: int, budget: i
           "eval_examples_new_items": r.get("eval_examples_new_items")}
 
 
+def settings_fingerprint(config: config_lib.PipelineConfig) -> str:
+  """What a run's metrics depend on: the config without its representation list / output dir."""
+  settings = json.loads(dataclasses.replace(config, representations=("sid_spm",),
+                                            output_dir="").to_json())
+  settings.pop("representations", None)
+  settings.pop("output_dir", None)
+  return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_name(group: str, seed: int, budget: int, scaling: Optional[int]) -> str:
+  return f"{group}-budget{budget}-seed{seed}" + (f"-moc{scaling}" if scaling else "")
+
+
+def record_rows(runs_dir: str, name: str, fingerprint: str, rows: List[dict]) -> None:
+  for row in rows:
+    record = {"fingerprint": fingerprint, "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "row": row}
+    atomic_write_text(os.path.join(runs_dir, name, row["representation"] + ".json"),
+                      json.dumps(record, indent=2, sort_keys=True))
+
+
+def recorded_rows(runs_dir: str, name: str, fingerprint: str) -> List[dict]:
+  """Rows recorded for run `name` under the same settings, in REPRESENTATIONS order."""
+  folder = os.path.join(runs_dir, name)
+  rows = []
+  for file in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+    if file.endswith(".json"):
+      with open(os.path.join(folder, file)) as f:
+        record = json.load(f)
+      if record.get("fingerprint") == fingerprint:
+        rows.append(dict(record["row"], recorded=record.get("recorded")))
+  order = {r: i for i, r in enumerate(config_lib.RankingConfig.REPRESENTATIONS)}
+  return sorted(rows, key=lambda r: order.get(r["representation"], len(order)))
+
+
 def plan_configs(base: config_lib.PipelineConfig, plan: ExperimentPlan):
   """(group, seed, budget, scaling, config) for every run of the experiment, in run order."""
   budgets = plan.table_budgets or (base.ranking.table_budget,)
@@ -113,42 +158,57 @@ def plan_configs(base: config_lib.PipelineConfig, plan: ExperimentPlan):
 
 
 def run_experiment(base: config_lib.PipelineConfig, plan: ExperimentPlan,
-                   runner=None) -> dict:
-  """Runs every cell (LocalDagRunner by default) and writes experiment.json / .md."""
-  if runner is None:
+                   runner=None, summarize_only: bool = False) -> dict:
+  """Runs every cell (LocalDagRunner by default) and writes experiment.json / .md.
+
+  `summarize_only`: run nothing; summarize what DIR/experiment_runs holds for the plan.
+  """
+  if runner is None and not summarize_only:
     from tfx_pipeline import local_runner  # pylint: disable=g-import-not-at-top
     runner = local_runner.run
-  runs, started = [], time.time()
+  started = time.time()
   runs_dir = os.path.join(base.output_dir, "experiment_runs")
   todo = list(plan_configs(base, plan))
+  runs, ran = [], 0
   for i, (group, seed, budget, scaling, config) in enumerate(todo, 1):
-    print(f"\n=== experiment run {i}/{len(todo)}: {group}, seed {seed}, table budget {budget}"
-          + (f", MoC scaling {scaling}x" if scaling else "") + " ===", flush=True)
-    report = runner(config)
-    name = f"{group}-budget{budget}-seed{seed}" + (f"-moc{scaling}" if scaling else "")
-    atomic_write_text(os.path.join(runs_dir, name + ".json"), json.dumps(report, indent=2))
-    for representation in config.representations:
-      if representation in report.get("representations", {}):
-        runs.append(_run_row(report, representation, group, seed, budget, scaling))
+    name, fingerprint = run_name(group, seed, budget, scaling), settings_fingerprint(config)
+    if not summarize_only:
+      print(f"\n=== experiment run {i}/{len(todo)}: {group}, seed {seed}, table budget {budget}"
+            + (f", MoC scaling {scaling}x" if scaling else "") + " ===", flush=True)
+      report = runner(config)
+      atomic_write_text(os.path.join(runs_dir, name + ".json"), json.dumps(report, indent=2))
+      rows = [_run_row(report, rep, group, seed, budget, scaling)
+              for rep in config.representations if rep in report.get("representations", {})]
+      record_rows(runs_dir, name, fingerprint, rows)
+      ran += len(rows)
+    runs += recorded_rows(runs_dir, name, fingerprint)
+  if not runs:
+    raise ValueError(f"nothing recorded in {runs_dir} for this plan and these settings "
+                     f"(fingerprint {settings_fingerprint(todo[0][-1])} for the first run); "
+                     f"run the experiment without summarize_only first")
+  reps = [r for r in config_lib.RankingConfig.REPRESENTATIONS
+          if any(run["representation"] == r and run["group"] == "main" for run in runs)]
   result = {
       "dataset": base.data.dataset, "plan": dataclasses.asdict(plan),
-      "config": json.loads(base.to_json()), "runs": runs, "cells": summarize(runs),
-      "comparisons": comparisons(runs, base, plan),
+      "config": json.loads(base.to_json()), "representations": reps, "runs": runs,
+      "runs_this_invocation": ran, "runs_recorded_earlier": len(runs) - ran,
+      "cells": summarize(runs), "comparisons": comparisons(runs, reps, base, plan),
       "seconds": round(time.time() - started, 1),
   }
   atomic_write_text(os.path.join(base.output_dir, "experiment.json"),
                     json.dumps(result, indent=2, sort_keys=True))
   from tfx_pipeline import experiment_markdown  # pylint: disable=g-import-not-at-top
   path = experiment_markdown.write_markdown(result, base.output_dir)
-  print(f"\nExperiment finished in {result['seconds']:.0f}s: "
+  print(f"\nExperiment finished in {result['seconds']:.0f}s ({ran} runs now, "
+        f"{len(runs) - ran} recorded earlier under the same settings): "
         f"{os.path.join(base.output_dir, 'experiment.json')}, {path}")
   return result
 
 
-def comparisons(runs: List[dict], base: config_lib.PipelineConfig,
-                plan: ExperimentPlan) -> List[dict]:
-  """The paired comparisons the report states, for the representations that ran."""
-  reps = set(base.representations)
+def comparisons(runs: List[dict], representations: Sequence[str],
+                base: config_lib.PipelineConfig, plan: ExperimentPlan) -> List[dict]:
+  """The paired comparisons the report states, for the representations measured."""
+  reps = set(representations)
   budget = (plan.table_budgets or (base.ranking.table_budget,))[0]
   wanted = []
   if {"sid_spm", "random_id"} <= reps:
@@ -156,7 +216,7 @@ def comparisons(runs: List[dict], base: config_lib.PipelineConfig,
                ("sid_spm", "random_id", "gauc_new_items")]
   if {"sid_spm", "dense_content"} <= reps:
     wanted.append(("sid_spm", "dense_content", "auc"))
-  for rep in sorted(reps - {"no_item"}):
+  for rep in [r for r in representations if r != "no_item"]:
     if "no_item" in reps:
       wanted.append((rep, "no_item", "gauc_new_items"))
     if "item_id_vocab" in reps and rep != "item_id_vocab":

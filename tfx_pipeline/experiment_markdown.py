@@ -90,7 +90,10 @@ def render(result: dict, main_plot: Optional[str], moc_plot: Optional[str]) -> s
          f"Seeds {list(plan['seeds'])} (the ranking model's initialisation and input order; "
          "data, split, embeddings and codebooks are the same in every run). Each cell: mean ± "
          "sample standard deviation over seeds. Wall time "
-         f"{result['seconds'] / 60:.1f} min.", ""]
+         f"{result['seconds'] / 60:.1f} min for {result.get('runs_this_invocation', 0)} "
+         "representation-runs; "
+         f"{result.get('runs_recorded_earlier', 0)} more were recorded by earlier invocations "
+         "under the same settings (DIR/experiment_runs).", ""]
   main = [c for c in cells if c["group"] == "main"]
   for budget in sorted({c["table_budget"] for c in main}):
     out += [f"## Representations, table budget {budget:,}", "",

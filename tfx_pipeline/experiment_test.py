@@ -1,4 +1,5 @@
 """The experiment driver over a stand-in runner: which runs it makes, and its statistics."""
+import dataclasses
 import json
 import os
 
@@ -66,3 +67,36 @@ def test_mean_std_edge_cases():
   assert experiment.mean_std([0.5, None]) == {"mean": 0.5, "std": None, "n": 1}
   with pytest.raises(ValueError, match="distinct seeds"):
     experiment.ExperimentPlan(seeds=(1, 1))
+
+
+def test_results_accumulate_across_invocations_with_the_same_settings(tmp_path):
+  base = config_lib.PipelineConfig(output_dir=str(tmp_path),
+                                   representations=("random_id", "sid_spm"))
+  plan = experiment.ExperimentPlan(seeds=(0, 1))
+  experiment.run_experiment(base, plan, runner=_fake_runner([]))
+  # A later invocation adds a representation: only it runs, the summary has all three.
+  calls = []
+  later = dataclasses.replace(base, representations=("no_item",))
+  result = experiment.run_experiment(later, plan, runner=_fake_runner(calls))
+  assert [c.representations for c in calls] == [("no_item",), ("no_item",)]
+  assert result["representations"] == ["random_id", "no_item", "sid_spm"]
+  assert result["runs_this_invocation"] == 2 and result["runs_recorded_earlier"] == 4
+  comp = next(c for c in result["comparisons"] if c["a"] == "sid_spm" and c["b"] == "no_item")
+  assert comp["difference"]["mean"] == pytest.approx(0.10) and comp["seeds"] == [0, 1]
+  assert "| `sid_spm` | `no_item` | gauc_new_items |" in open(tmp_path / "experiment.md").read()
+
+  # Rebuilding the summary runs nothing and gives the same cells.
+  again = experiment.run_experiment(later, plan, runner=_fake_runner(calls),
+                                    summarize_only=True)
+  assert len(calls) == 2 and again["cells"] == result["cells"]
+
+  # Settings that change results (here: epochs) leave the earlier rows out.
+  changed = config_lib.replace_section(later, "ranking", epochs=3)
+  result = experiment.run_experiment(changed, plan, runner=_fake_runner([]))
+  assert result["representations"] == ["no_item"] and result["runs_recorded_earlier"] == 0
+
+
+def test_summarize_only_without_recorded_runs_names_the_directory(tmp_path):
+  base = config_lib.PipelineConfig(output_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="experiment_runs"):
+    experiment.run_experiment(base, experiment.ExperimentPlan(seeds=(0,)), summarize_only=True)
