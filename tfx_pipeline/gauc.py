@@ -47,6 +47,35 @@ def per_user_auc(users: Iterable, labels: Iterable, scores: Iterable) -> Tuple[f
   return (float(np.mean(values)) if values else float("nan")), len(values)
 
 
+def prediction_key_for(key: metric_types.MetricKey,
+                       eval_config: Optional[config_pb2.EvalConfig]) -> str:
+  """The output a metric reads: the ModelSpec's prediction_key (the exported ranker has two
+  outputs, logits and probability), as for TFMA's own metrics."""
+  for spec in (eval_config.model_specs if eval_config else []):
+    if spec.name == key.model_name and spec.prediction_key:
+      return spec.prediction_key
+  return key.output_name
+
+
+def label_and_prediction(element: metric_types.StandardMetricInputs,
+                         prediction_key: str) -> Tuple[float, float]:
+  """One example's label and prediction, read directly.
+
+  Custom metrics here see one example per call, for every slice it falls in (ML-1M: 137k x
+  3); TFMA's generic metric_util.to_label_prediction_example_weight cost 5x more per call in a
+  profile of the Evaluator.
+  """
+  label = element.label if element.label is not None else element.labels
+  prediction = element.prediction if element.prediction is not None else element.predictions
+  if isinstance(prediction, dict):
+    if prediction_key not in prediction:
+      raise KeyError(f"prediction key {prediction_key!r} not in the model's outputs "
+                     f"{sorted(prediction)}; set ModelSpec.prediction_key")
+    prediction = prediction[prediction_key]
+  return (float(np.asarray(label).reshape(-1)[0]),
+          float(np.asarray(prediction).reshape(-1)[0]))
+
+
 class PerUserAUC(metric_types.Metric):
   """Mean per-user AUC (users with both labels in the slice)."""
 
@@ -83,31 +112,17 @@ class _PerUserAUCCombiner(beam.CombineFn):
   def __init__(self, key, users_key, eval_config, user_key: str):
     self._key, self._users_key = key, users_key
     self._eval_config, self._user_key = eval_config, user_key
-    # A model with several outputs (ours: logits and probability): the ModelSpec's
-    # prediction_key names the one to rank by, as for TFMA's own metrics.
-    self._prediction_key = key.output_name
-    for spec in (eval_config.model_specs if eval_config else []):
-      if spec.name == key.model_name and spec.prediction_key:
-        self._prediction_key = spec.prediction_key
+    self._prediction_key = prediction_key_for(key, eval_config)
 
   def create_accumulator(self):
     return ([], [], [])
 
   def add_input(self, accumulator, element: metric_types.StandardMetricInputs):
-    # One example per call, for every slice it falls in (ML-1M: 137k x 3): the label and the
-    # prediction are read directly rather than through metric_util's generic generator,
-    # which cost 5x more per call in a profile of the Evaluator.
     user = np.asarray(element.features[self._user_key]).reshape(-1)[0]
-    label = element.label if element.label is not None else element.labels
-    prediction = element.prediction if element.prediction is not None else element.predictions
-    if isinstance(prediction, dict):
-      if self._prediction_key not in prediction:
-        raise KeyError(f"PerUserAUC: prediction key {self._prediction_key!r} not in the model's "
-                       f"outputs {sorted(prediction)}; set ModelSpec.prediction_key")
-      prediction = prediction[self._prediction_key]
+    label, prediction = label_and_prediction(element, self._prediction_key)
     accumulator[0].append(user.item() if hasattr(user, "item") else user)
-    accumulator[1].append(float(np.asarray(label).reshape(-1)[0]))
-    accumulator[2].append(float(np.asarray(prediction).reshape(-1)[0]))
+    accumulator[1].append(label)
+    accumulator[2].append(prediction)
     return accumulator
 
   def merge_accumulators(self, accumulators):
