@@ -76,6 +76,16 @@ def label_and_prediction(element: metric_types.StandardMetricInputs,
           float(np.asarray(prediction).reshape(-1)[0]))
 
 
+def merge_fieldwise(accumulators):
+  """Merges accumulators that are lists of fields: numbers add up, lists concatenate."""
+  accumulators = iter(accumulators)
+  result = next(accumulators)
+  for a in accumulators:
+    for i, value in enumerate(a):
+      result[i] += value
+  return result
+
+
 class PerUserAUC(metric_types.Metric):
   """Mean per-user AUC (users with both labels in the slice)."""
 
@@ -115,7 +125,7 @@ class _PerUserAUCCombiner(beam.CombineFn):
     self._prediction_key = prediction_key_for(key, eval_config)
 
   def create_accumulator(self):
-    return ([], [], [])
+    return [[], [], []]
 
   def add_input(self, accumulator, element: metric_types.StandardMetricInputs):
     user = np.asarray(element.features[self._user_key]).reshape(-1)[0]
@@ -126,12 +136,7 @@ class _PerUserAUCCombiner(beam.CombineFn):
     return accumulator
 
   def merge_accumulators(self, accumulators):
-    accumulators = iter(accumulators)
-    result = next(accumulators)
-    for a in accumulators:
-      for i in range(3):
-        result[i].extend(a[i])
-    return result
+    return merge_fieldwise(accumulators)
 
   def extract_output(self, accumulator):
     value, users = per_user_auc(*accumulator)

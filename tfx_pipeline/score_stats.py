@@ -20,7 +20,7 @@ import apache_beam as beam
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.proto import config_pb2
 
-from tfx_pipeline.gauc import label_and_prediction, prediction_key_for
+from tfx_pipeline.gauc import label_and_prediction, merge_fieldwise, prediction_key_for
 
 EPSILON = 1e-7
 NAMES = ("example_count", "mean_label", "mean_prediction", "calibration",
@@ -73,12 +73,7 @@ class _Combiner(beam.CombineFn):
     return accumulator
 
   def merge_accumulators(self, accumulators):
-    accumulators = iter(accumulators)
-    result = next(accumulators)
-    for a in accumulators:
-      for i in range(4):
-        result[i] += a[i]
-    return result
+    return merge_fieldwise(accumulators)
 
   def extract_output(self, accumulator):
     n, labels, predictions, bce = accumulator
