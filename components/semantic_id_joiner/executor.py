@@ -35,17 +35,18 @@ class JoinCodesFn(beam.DoFn):
 
   def __init__(self, split: str):
     self._split = split
-    # Per table, every item's codes as a Python list (and the padding's zeros), built on
-    # first use: the per-example work is then list concatenation, not numpy -> int
-    # conversion of up to 11 code vectors per table (2x faster per example on ML-1M).
+    # Per table, every item's codes as a Python list, built on first use: the per-example
+    # work is then list concatenation, not numpy -> int conversion of up to 11 code vectors
+    # per table (2x faster per example on ML-1M).
     self._lists: Dict[str, Dict[str, list]] = {}
+    self._pads: Dict[str, list] = {}
 
   def _as_lists(self, name: str, table: Dict[str, np.ndarray]) -> Dict[str, list]:
     if name not in self._lists:
-      lists = {key: codes.tolist() for key, codes in table.items()}
-      # Padding: any codes do, the model masks the position out.
-      lists[HISTORY_PAD] = np.zeros_like(next(iter(table.values()))).tolist()
-      self._lists[name] = lists
+      self._lists[name] = {key: codes.tolist() for key, codes in table.items()}
+      # A padded history slot gets zeros: any codes do, the model masks the position out.
+      # Only history slots: a candidate named "" is bad input (MissingItemCodesError).
+      self._pads[name] = np.zeros_like(next(iter(table.values()))).tolist()
     return self._lists[name]
 
   def process(self, record: bytes, sids: Dict[str, np.ndarray],
@@ -72,8 +73,10 @@ class JoinCodesFn(beam.DoFn):
         continue
       lists = self._as_lists(name, table)
       feature[item_key].int64_list.value[:] = codes_of(lists, item_id, "candidate")
+      pad = self._pads[name]
       feature[history_key].int64_list.value[:] = [
-          code for h in history for code in codes_of(lists, h, "history")]
+          code for h in history
+          for code in (pad if h == HISTORY_PAD else codes_of(lists, h, "history"))]
     if embeddings is not None:
       vector = codes_of(self._as_lists("embedding", embeddings), item_id, "candidate embedding")
       feature["item_embedding"].float_list.value[:] = vector

@@ -118,6 +118,12 @@ def test_item_without_codes_is_a_clear_error(tmp_path):
     _run(tmp_path, {"train": [_example("ghost", [])]})
 
 
+def test_empty_candidate_id_is_an_error_not_padding(tmp_path):
+  # "" pads histories only; a candidate named "" is a broken row, not an item with zero codes.
+  with pytest.raises(Exception, match="item '' \\(candidate\\).*no codes"):
+    _run(tmp_path, {"train": [_example("", ["a"])]})
+
+
 def test_joined_schema_gives_fixed_candidate_codes_and_varlen_history(tmp_path):
   from tensorflow_transform.tf_metadata import schema_utils
   _run(tmp_path, {"train": [_example("a", [])]})
