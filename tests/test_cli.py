@@ -14,6 +14,20 @@ def test_representations_and_ranking_flags():
   assert config.data.dataset == "ml-100k"
 
 
+def test_config_file_values_stand_unless_a_flag_is_given(tmp_path):
+  from tfx_pipeline import config as config_lib
+  path = tmp_path / "experiment.json"
+  path.write_text(config_lib.PipelineConfig(output_dir=str(tmp_path / "runs")).to_json()
+                  .replace('"ml-1m"', '"ml-100k"'))
+  config = cli.build_config(cli.make_parser().parse_args(["experiment", "--config", str(path)]))
+  assert (config.output_dir, config.data.dataset) == (str(tmp_path / "runs"), "ml-100k")
+  config = cli.build_config(cli.make_parser().parse_args(
+      ["experiment", "--config", str(path), "--output", "elsewhere", "--dataset", "synthetic"]))
+  assert (config.output_dir, config.data.dataset) == ("elsewhere", "synthetic")
+  config = cli.build_config(cli.make_parser().parse_args(["run"]))
+  assert (config.output_dir, config.data.dataset) == ("sidrec_output", "ml-1m")
+
+
 def test_unknown_representation_names_the_choices(capsys):
   with pytest.raises(SystemExit) as exit_info:
     cli.make_parser().parse_args(["run", "--representations", "sid_spm,sid_bpe"])

@@ -22,10 +22,14 @@ from tfx_pipeline import config as config_lib  # noqa: E402
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--dataset", choices=config_lib.DATASETS, default="ml-1m",
-                      help="MovieLens 100K / 1M (read from the installed pip packages) or synthetic")
-  parser.add_argument("--output", default="sidrec_output", help="output directory")
-  parser.add_argument("--config", help="JSON file with a PipelineConfig (flags override it)")
+  # No defaults here for what a --config file also sets: a flag left out must not override
+  # the file's value (an experiment config's output_dir silently became ./sidrec_output).
+  parser.add_argument("--dataset", choices=config_lib.DATASETS,
+                      help="MovieLens 100K / 1M (read from the installed pip packages) or "
+                           "synthetic (default: the --config file's, else ml-1m)")
+  parser.add_argument("--output", help="output directory (default: the --config file's "
+                                       "output_dir, else sidrec_output)")
+  parser.add_argument("--config", help="JSON file with a PipelineConfig (flags given override it)")
   parser.add_argument("--lenient", action="store_true",
                       help="drop (and count) bad input rows instead of failing on the first one")
   parser.add_argument("--split-rule", choices=config_lib.SPLIT_RULES,
@@ -60,8 +64,9 @@ def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
       config = config_lib.PipelineConfig.from_json(f.read())
   else:
     config = config_lib.PipelineConfig()
-  config = dataclasses.replace(config, output_dir=args.output)
-  data_changes = {"dataset": args.dataset}
+  if args.output:
+    config = dataclasses.replace(config, output_dir=args.output)
+  data_changes = {"dataset": args.dataset} if args.dataset else {}
   if args.lenient:
     data_changes["lenient"] = True
   synthetic_changes = {}
