@@ -20,7 +20,10 @@ whole config but the representation list and output dir). The summary takes, for
 the plan, each representation recorded there under the same fingerprint, so adding a
 representation later (`--representations item_id_vocab`) runs only it and reports it beside
 the earlier ones; anything that changes results (epochs, input_cache, codebooks, data) changes
-the fingerprint and leaves the earlier rows out. `summarize_only` rebuilds the summary from
+the fingerprint and leaves the earlier rows out. The fingerprint covers settings, not code: each
+row also records the code version that produced it (`code_version`), and the summary counts
+rows per version, so rows of a results-changing code change can be told apart (give such a
+change a setting, or use a fresh output dir). `summarize_only` rebuilds the summary from
 what is recorded without running anything (e.g. while an experiment is still running).
 """
 import hashlib
@@ -28,6 +31,7 @@ import dataclasses
 import json
 import math
 import os
+import subprocess
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -114,10 +118,33 @@ def run_name(group: str, seed: int, budget: int, scaling: Optional[int]) -> str:
   return f"{group}-budget{budget}-seed{seed}" + (f"-moc{scaling}" if scaling else "")
 
 
+def code_version() -> str:
+  """The git commit of this source checkout ("+dirty" with uncommitted changes to tracked
+  files), else the installed sidrec package's version."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  def git(*args):
+    return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True,
+                          check=True, timeout=10).stdout.strip()
+  try:
+    # Only when this source tree is the repository's root, not a package inside some
+    # other repository (a virtualenv under a checkout).
+    if os.path.realpath(git("rev-parse", "--show-toplevel")) == os.path.realpath(root):
+      return git("rev-parse", "--short=12", "HEAD") + (
+          "+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+  except (OSError, subprocess.SubprocessError):
+    pass
+  try:
+    from importlib import metadata  # pylint: disable=g-import-not-at-top
+    return "sidrec " + metadata.version("sidrec")
+  except Exception:  # pylint: disable=broad-except
+    return "unknown"
+
+
 def record_rows(runs_dir: str, name: str, fingerprint: str, rows: List[dict]) -> None:
+  code = code_version()
   for row in rows:
     record = {"fingerprint": fingerprint, "recorded": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "row": row}
+              "row": row, "code": code}
     atomic_write_text(os.path.join(runs_dir, name, row["representation"] + ".json"),
                       json.dumps(record, indent=2, sort_keys=True))
 
@@ -131,7 +158,8 @@ def recorded_rows(runs_dir: str, name: str, fingerprint: str) -> List[dict]:
       with open(os.path.join(folder, file)) as f:
         record = json.load(f)
       if record.get("fingerprint") == fingerprint:
-        rows.append(dict(record["row"], recorded=record.get("recorded")))
+        rows.append(dict(record["row"], recorded=record.get("recorded"),
+                         code=record.get("code", "not recorded")))
   order = {r: i for i, r in enumerate(config_lib.RankingConfig.REPRESENTATIONS)}
   return sorted(rows, key=lambda r: order.get(r["representation"], len(order)))
 
@@ -192,6 +220,8 @@ def run_experiment(base: config_lib.PipelineConfig, plan: ExperimentPlan,
       "dataset": base.data.dataset, "plan": dataclasses.asdict(plan),
       "config": json.loads(base.to_json()), "representations": reps, "runs": runs,
       "runs_this_invocation": ran, "runs_recorded_earlier": len(runs) - ran,
+      "code_versions": {v: sum(r["code"] == v for r in runs)
+                        for v in sorted({r["code"] for r in runs})},
       "cells": summarize(runs), "comparisons": comparisons(runs, reps, base, plan),
       "seconds": round(time.time() - started, 1),
   }

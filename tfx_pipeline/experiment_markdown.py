@@ -93,7 +93,9 @@ def render(result: dict, main_plot: Optional[str], moc_plot: Optional[str]) -> s
          f"{result['seconds'] / 60:.1f} min for {result.get('runs_this_invocation', 0)} "
          "representation-runs; "
          f"{result.get('runs_recorded_earlier', 0)} more were recorded by earlier invocations "
-         "under the same settings (DIR/experiment_runs).", ""]
+         "under the same settings (DIR/experiment_runs). Rows per code version: "
+         + ", ".join(f"`{v}` {n}" for v, n in result.get("code_versions", {}).items())
+         + ".", ""]
   main = [c for c in cells if c["group"] == "main"]
   for budget in sorted({c["table_budget"] for c in main}):
     out += [f"## Representations, table budget {budget:,}", "",

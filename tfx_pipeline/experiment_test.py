@@ -96,6 +96,23 @@ def test_results_accumulate_across_invocations_with_the_same_settings(tmp_path):
   assert result["representations"] == ["no_item"] and result["runs_recorded_earlier"] == 0
 
 
+def test_rows_are_counted_per_code_version(tmp_path):
+  base = config_lib.PipelineConfig(output_dir=str(tmp_path), representations=("random_id",))
+  plan = experiment.ExperimentPlan(seeds=(0, 1))
+  experiment.run_experiment(base, plan, runner=_fake_runner([]))
+  # A row recorded before code versions were kept (older sidrec) counts as "not recorded".
+  path = tmp_path / "experiment_runs" / "main-budget65536-seed1" / "random_id.json"
+  record = json.loads(path.read_text())
+  del record["code"]
+  path.write_text(json.dumps(record))
+  result = experiment.run_experiment(base, plan, summarize_only=True)
+  version = experiment.code_version()
+  assert version != "unknown"
+  assert result["code_versions"] == {version: 1, "not recorded": 1}
+  markdown = (tmp_path / "experiment.md").read_text()
+  assert f"`{version}` 1" in markdown and "`not recorded` 1" in markdown
+
+
 def test_summarize_only_without_recorded_runs_names_the_directory(tmp_path):
   base = config_lib.PipelineConfig(output_dir=str(tmp_path))
   with pytest.raises(ValueError, match="experiment_runs"):
