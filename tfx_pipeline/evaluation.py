@@ -1,7 +1,7 @@
 """The Evaluator's TFMA EvalConfig: slices, metrics and the thresholds that gate the push.
 
 Slices: overall, `item_cohort` (new / seen), `item_popularity` (train interactions of the item,
-bucketed by the data step). Metrics: AUC (TFMA's), per-user AUC (GAUC, tfx_pipeline/gauc.py),
+bucketed by the data step). Metrics: AUC and per-user AUC (GAUC), exact, from one combiner (tfx_pipeline/gauc.py),
 and example count, calibration (sum of predictions / sum of labels), binary cross-entropy, mean
 label and prediction (tfx_pipeline/score_stats.py, TFMA's values and keys). The model is blessed when AUC >= min_auc overall and >=
 min_auc_new_items on the new-item slice (and GAUC >= min_gauc overall when set).
@@ -28,7 +28,10 @@ def _lower_bound(value: float) -> config_pb2.MetricThreshold:
 def eval_config(config: EvaluationConfig) -> config_pb2.EvalConfig:
   overall = config_pb2.SlicingSpec()
   new_items = config_pb2.SlicingSpec(feature_values={COHORT_KEY: NEW_COHORT})
-  auc = config_pb2.MetricConfig(class_name="AUC", per_slice_thresholds=[
+  # Exact pooled AUC from the GAUC combiner (tfx_pipeline/gauc.py). TFMA's native AUC gave
+  # the same values (to 6 decimals on every ML-1M slice) and TFMA took 189 s instead of 125 s.
+  auc = config_pb2.MetricConfig(class_name="ExactAUC", module="tfx_pipeline.gauc",
+                                per_slice_thresholds=[
       config_pb2.PerSliceMetricThreshold(slicing_specs=[overall],
                                          threshold=_lower_bound(config.min_auc)),
       config_pb2.PerSliceMetricThreshold(slicing_specs=[new_items],

@@ -44,6 +44,8 @@ def test_combiner_over_tfma_inputs(dict_outputs):
   eval_config = config_pb2.EvalConfig(model_specs=[config_pb2.ModelSpec(
       prediction_key="probability" if dict_outputs else "")])
   computations = gauc.PerUserAUC().computations(eval_config=eval_config)
+  # ExactAUC is the same computation: TFMA de-duplicates it and runs one combiner for both.
+  assert gauc.ExactAUC().computations(eval_config=eval_config) == computations
   (computation,) = computations
   combiner = computation.combiner
   acc = combiner.create_accumulator()
@@ -61,4 +63,59 @@ def test_combiner_over_tfma_inputs(dict_outputs):
   acc = combiner.merge_accumulators([acc] + parts)
   out = combiner.extract_output(acc)
   values = {k.name: v for k, v in out.items()}
-  assert values == {"gauc": pytest.approx(1.0), "gauc_users": 2}
+  # Pooled: 0.9 > 0.8 > 0.2 > 0.1 ranks both positives above both negatives.
+  assert values == {"gauc": pytest.approx(1.0), "gauc_users": 2, "auc": pytest.approx(1.0)}
+
+
+def test_exact_auc_in_tfma_matches_tfma_auc_and_gates_per_slice(tmp_path):
+  import tensorflow as tf
+  import tensorflow_model_analysis as tfma
+  from tensorflow_model_analysis.proto import config_pb2
+  rng = np.random.default_rng(0)
+  path = str(tmp_path / "data.tfrecord")
+  rows = []
+  with tf.io.TFRecordWriter(path) as writer:
+    for i in range(900):
+      cohort = b"new" if i % 3 == 0 else b"seen"
+      p = float(rng.uniform(0.02, 0.98))
+      label = float(rng.random() < (p if cohort == b"seen" else 0.5))
+      rows.append((cohort, label, p))
+      writer.write(tf.train.Example(features=tf.train.Features(feature={
+          "label": tf.train.Feature(float_list=tf.train.FloatList(value=[label])),
+          "prediction": tf.train.Feature(float_list=tf.train.FloatList(value=[p])),
+          "item_cohort": tf.train.Feature(bytes_list=tf.train.BytesList(value=[cohort])),
+          "user_id": tf.train.Feature(bytes_list=tf.train.BytesList(
+              value=[b"u%d" % (i % 40)])),
+      })).SerializeToString())
+  new_slice = config_pb2.SlicingSpec(feature_values={"item_cohort": "new"})
+  # The new-item slice is random (AUC ~0.5): a 0.6 bound there must fail validation.
+  exact = config_pb2.MetricConfig(class_name="ExactAUC", module="tfx_pipeline.gauc",
+                                  per_slice_thresholds=[config_pb2.PerSliceMetricThreshold(
+                                      slicing_specs=[new_slice],
+                                      threshold=config_pb2.MetricThreshold(
+                                          value_threshold=config_pb2.GenericValueThreshold(
+                                              lower_bound={"value": 0.6})))])
+  config = config_pb2.EvalConfig(
+      model_specs=[config_pb2.ModelSpec(label_key="label", prediction_key="prediction")],
+      slicing_specs=[config_pb2.SlicingSpec(),
+                     config_pb2.SlicingSpec(feature_keys=["item_cohort"])],
+      metrics_specs=[config_pb2.MetricsSpec(metrics=[
+          exact, config_pb2.MetricConfig(class_name="PerUserAUC", module="tfx_pipeline.gauc"),
+          config_pb2.MetricConfig(class_name="AUC", config='{"name": "tfma_auc"}')])])
+  out = str(tmp_path / "out")
+  result = tfma.run_model_analysis(eval_config=config, data_location=path, output_path=out)
+  values = {key: {n: v.get("doubleValue") for n, v in m[""][""].items()}
+            for key, m in result.slicing_metrics}
+  assert len(values) == 3
+  for key, v in values.items():
+    members = [(y, p) for c, y, p in rows if not key or c.decode() == key[0][1]]
+    expected = gauc.auc(np.array([y for y, _ in members]), np.array([p for _, p in members]))
+    assert v["auc"] == pytest.approx(expected, abs=1e-12), key
+    assert v["auc"] == pytest.approx(v["tfma_auc"], abs=1e-3), key  # TFMA's is histogram-based
+    assert 0 < v["gauc_users"] <= 40
+  assert values[(("item_cohort", "seen"),)]["auc"] > 0.7
+  validation = tfma.load_validation_result(out)
+  assert not validation.validation_ok
+  failed = [m.metric_key.name for f in validation.metric_validations_per_slice
+            for m in f.failures]
+  assert failed == ["auc"]
