@@ -52,7 +52,11 @@ def per_user_auc(users: Iterable, labels: Iterable, scores: Iterable) -> Tuple[f
 
 
 class PerUserAUC(metric_types.Metric):
-  """Mean per-user AUC (users with both labels in the slice)."""
+  """Mean per-user AUC (users with both labels in the slice).
+
+  Also reports the pooled AUC under `auc_name` (its combiner has it for free): configure TFMA's
+  own AUC beside it under another name, or the two values share one key.
+  """
 
   def __init__(self, name: str = DEFAULT_NAME, user_key: str = USER_KEY,
                auc_name: str = AUC_NAME):
