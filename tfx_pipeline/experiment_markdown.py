@@ -135,6 +135,14 @@ def render(result: dict, main_plot: Optional[str], moc_plot: Optional[str]) -> s
                  f"{_ms(c['auc_new_items'])} | {_ms(c['gauc_new_items'])} | "
                  f"{_ms(c['table_rows'], 0)} | {c['auc']['n']} |")
     out.append("")
+    paired = [c for c in result["comparisons"] if "moc_scaling" in c]
+    if paired:
+      out += ["`moc` − `sid_unigram`, paired per seed:", "",
+              "| s | metric | `moc` − `sid_unigram` | seeds |", "|---|---|---|---|"]
+      for c in sorted(paired, key=lambda c: c["moc_scaling"]):
+        out.append(f"| {c['moc_scaling']} | {c['metric']} | {_ms(c['difference'])} | "
+                   f"{c['seeds']} |")
+      out.append("")
     if moc_plot:
       out += [f"![MoC scaling]({PLOTS_DIR}/{moc_plot})", ""]
   return "\n".join(out) + "\n"

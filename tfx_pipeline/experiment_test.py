@@ -60,6 +60,8 @@ def test_grid_runs_and_statistics(tmp_path):
   assert "| `sid_spm` | `random_id` | auc_new_items |" in markdown
   assert "0.6510 ± 0.0010" in markdown
   assert os.path.exists(tmp_path / "plots" / "experiment_moc_scaling.png")
+  # The fake MoC is 0.01 above sid_unigram in every seed.
+  assert "| 2 | auc | 0.0100 ± 0.0000 | [0, 1, 2] |" in markdown
 
 
 def test_mean_std_edge_cases():
