@@ -115,7 +115,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
   from tfx_pipeline import experiment
   config = build_config(args)
   plan = experiment.ExperimentPlan(seeds=args.seeds, table_budgets=args.table_budgets or (),
-                                   moc_scaling_factors=args.moc_scaling or ())
+                                   moc_scaling_factors=args.moc_scaling or (),
+                                   run_main_grid=not args.moc_scaling_only)
   experiment.run_experiment(config, plan, summarize_only=args.summarize_only)
   return 0
 
@@ -155,6 +156,9 @@ def make_parser() -> argparse.ArgumentParser:
                  help="comma-separated table budgets (default: the config's)")
   p.add_argument("--moc-scaling", type=_int_list,
                  help="comma-separated MoC scaling factors, e.g. 1,2,3,7 (default: no sweep)")
+  p.add_argument("--moc-scaling-only", action="store_true",
+                 help="run only the MoC sweep (the representations' grid is summarized from "
+                 "what is recorded, not run)")
   p.add_argument("--summarize-only", action="store_true",
                  help="run nothing: rebuild experiment.json/.md from the runs recorded in "
                  "DIR/experiment_runs under these settings (e.g. while one is running)")

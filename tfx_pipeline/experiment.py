@@ -48,12 +48,16 @@ class ExperimentPlan:
   seeds: tuple = (0, 1, 2, 3, 4)
   table_budgets: tuple = ()  # () = the config's ranking.table_budget only
   moc_scaling_factors: tuple = ()  # () = no MoC sweep
+  # False: run only the MoC sweep; the main grid's recorded rows are still summarized.
+  run_main_grid: bool = True
 
   def __post_init__(self):
     if not self.seeds or len(set(self.seeds)) != len(self.seeds):
       raise ValueError(f"experiment needs distinct seeds, got {list(self.seeds)}")
     if any(int(s) < 1 for s in self.moc_scaling_factors):
       raise ValueError(f"MoC scaling factors must be >= 1, got {list(self.moc_scaling_factors)}")
+    if not self.run_main_grid and not self.moc_scaling_factors:
+      raise ValueError("running the MoC sweep only needs MoC scaling factors")
 
 
 def mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
@@ -200,7 +204,7 @@ def run_experiment(base: config_lib.PipelineConfig, plan: ExperimentPlan,
   runs, ran = [], 0
   for i, (group, seed, budget, scaling, config) in enumerate(todo, 1):
     name, fingerprint = run_name(group, seed, budget, scaling), settings_fingerprint(config)
-    if not summarize_only:
+    if not summarize_only and (group != "main" or plan.run_main_grid):
       print(f"\n=== experiment run {i}/{len(todo)}: {group}, seed {seed}, table budget {budget}"
             + (f", MoC scaling {scaling}x" if scaling else "") + " ===", flush=True)
       report = runner(config)

@@ -98,6 +98,23 @@ def test_results_accumulate_across_invocations_with_the_same_settings(tmp_path):
   assert result["representations"] == ["no_item"] and result["runs_recorded_earlier"] == 0
 
 
+def test_moc_sweep_alone_runs_no_main_grid_but_reports_it(tmp_path):
+  base = config_lib.PipelineConfig(output_dir=str(tmp_path), representations=("random_id",))
+  experiment.run_experiment(base, experiment.ExperimentPlan(seeds=(0, 1)),
+                            runner=_fake_runner([]))
+  calls = []
+  result = experiment.run_experiment(
+      base, experiment.ExperimentPlan(seeds=(0, 1), moc_scaling_factors=(3,),
+                                      run_main_grid=False), runner=_fake_runner(calls))
+  assert [c.representations for c in calls] == [("moc", "sid_unigram")] * 2
+  groups = {(c["group"], c["representation"]) for c in result["cells"]}
+  assert groups == {("main", "random_id"), ("moc_scaling", "moc"),
+                    ("moc_scaling", "sid_unigram")}
+  assert result["runs_this_invocation"] == 4 and result["runs_recorded_earlier"] == 2
+  with pytest.raises(ValueError, match="MoC scaling factors"):
+    experiment.ExperimentPlan(run_main_grid=False)
+
+
 def test_rows_are_counted_per_code_version(tmp_path):
   base = config_lib.PipelineConfig(output_dir=str(tmp_path), representations=("random_id",))
   plan = experiment.ExperimentPlan(seeds=(0, 1))
