@@ -201,11 +201,14 @@ def run_experiment(base: config_lib.PipelineConfig, plan: ExperimentPlan,
   started = time.time()
   runs_dir = os.path.join(base.output_dir, "experiment_runs")
   todo = list(plan_configs(base, plan))
-  runs, ran = [], 0
-  for i, (group, seed, budget, scaling, config) in enumerate(todo, 1):
+  runs, ran, done = [], 0, 0
+  to_run = 0 if summarize_only else sum(
+      1 for entry in todo if entry[0] != "main" or plan.run_main_grid)
+  for group, seed, budget, scaling, config in todo:
     name, fingerprint = run_name(group, seed, budget, scaling), settings_fingerprint(config)
     if not summarize_only and (group != "main" or plan.run_main_grid):
-      print(f"\n=== experiment run {i}/{len(todo)}: {group}, seed {seed}, table budget {budget}"
+      done += 1
+      print(f"\n=== experiment run {done}/{to_run}: {group}, seed {seed}, table budget {budget}"
             + (f", MoC scaling {scaling}x" if scaling else "") + " ===", flush=True)
       report = runner(config)
       atomic_write_text(os.path.join(runs_dir, name + ".json"), json.dumps(report, indent=2))
