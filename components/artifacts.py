@@ -37,3 +37,16 @@ class SemanticIds(types.Artifact):
   """The semantic ID (code sequence) of every catalog item."""
   TYPE_NAME = "sidrec.SemanticIds"
   TYPE_ANNOTATION = system_artifacts.Dataset
+
+
+class PackedExamples(types.Artifact):
+  """Transform's examples regrouped into chunks of parsed columns (written by ExamplePacker).
+
+  Layout under `uri`: `Split-<name>/chunks-SSSSS-of-NNNNN.tfrecord`, uncompressed TFRecords of
+  tf.Examples, one per chunk of ~chunk_size examples drawn at random (by a hash of each
+  record) from the split: every transformed feature holds the chunk's values concatenated in
+  example order, plus `num_examples`. Read with `trainer.run.read_packed`.
+  Custom properties: `chunk_size` (int), `split_names` (str, encoded as on Examples).
+  """
+  TYPE_NAME = "sidrec.PackedExamples"
+  TYPE_ANNOTATION = system_artifacts.Dataset

@@ -23,7 +23,7 @@ EMBEDDING_AND_BELOW = ["ContentEmbedder"] + [
 REPRESENTATIONS = ("no_item", "random_id", "sid_spm", "moc", "dense_content")
 PREFIXES = {"no_item": "NoItem", "random_id": "RandomId", "sid_spm": "SidSpm", "moc": "Moc",
             "dense_content": "DenseContent"}
-RANKING = ["SemanticIdJoiner", "Transform"] + [
+RANKING = ["SemanticIdJoiner", "Transform", "ExamplePacker"] + [
     f"{PREFIXES[r]}{stage}" for r in REPRESENTATIONS for stage in ("Trainer", "Evaluator", "Pusher")]
 COMPONENTS = UPSTREAM + EMBEDDING_AND_BELOW + RANKING
 
@@ -111,6 +111,7 @@ def test_every_representation_is_trained_evaluated_and_pushed(two_runs):
     assert set(r["by_popularity"]) >= {"0"}, name
     assert r["by_popularity"]["0"]["eval_examples"] == split["new_item_eval_examples"]
     assert r["train_examples"] == 2 * split["train_examples"], name  # 2 epochs, every example
+    assert r["train_input"] == "packed", name  # read from ExamplePacker's chunks
     assert r["train_examples_per_sec"] > 0
     assert r["blessed"], (name, r["auc"], r["auc_new_items"])
     versions = glob.glob(os.path.join(config.serving_dir, r["model_name"], "*",
@@ -242,7 +243,8 @@ def test_changed_embedding_setting_reruns_only_the_embedder_and_below(two_runs):
   changed = dataclasses.replace(
       config_lib.replace_section(config, "embedding", batch_size=17),
       representations=("sid_spm",))
-  below = EMBEDDING_AND_BELOW + ["SemanticIdJoiner", "Transform", "SidSpmTrainer"]
+  below = EMBEDDING_AND_BELOW + ["SemanticIdJoiner", "Transform", "ExamplePacker",
+                                 "SidSpmTrainer"]
   before = {c: len(_executions(config.pipeline_root, c)) for c in UPSTREAM + below}
   report = local_runner.run(changed)
   assert set(report["components"]["cached"]) == set(UPSTREAM)

@@ -245,6 +245,11 @@ class RankingConfig:
   # training split; benchmarks/tfx_trainer_throughput.py prints it). "none": re-read
   # every epoch (a training split larger than memory).
   input_cache: str = "memory"
+  # Examples per chunk of ExamplePacker, which repacks Transform's output once for all the
+  # Trainers: a chunk stores each feature column-wise, so reading costs one tf.Example parse
+  # per chunk instead of per example; a batch joins batch_size / chunk chunks, and a chunk's
+  # examples (a random sample of the split) stay together in every epoch and seed.
+  packed_chunk_size: int = 128
   # Seeds every initializer (layer by layer, in construction order) and the input shuffle.
   seed: int = 0
 
@@ -257,9 +262,10 @@ class RankingConfig:
       raise ValueError(f"representation must be one of {self.REPRESENTATIONS}, "
                        f"got {self.representation!r}")
     if min(self.embedding_dim, self.user_embedding_dim, self.user_feature_dim,
-           self.table_budget, self.random_id_rows, self.batch_size, self.epochs) < 1:
+           self.table_budget, self.random_id_rows, self.batch_size, self.epochs,
+           self.packed_chunk_size) < 1:
       raise ValueError("ranking needs embedding dims, table_budget, random_id_rows, "
-                       "batch_size and epochs >= 1")
+                       "batch_size, epochs and packed_chunk_size >= 1")
     if min(self.item_oov_buckets, self.history_length, self.cross_layers,
            self.cross_projection_dim, self.moc_code_dim) < 0 or self.moc_bottleneck_dim < 1:
       raise ValueError("ranking needs item_oov_buckets, history_length, cross_layers, "

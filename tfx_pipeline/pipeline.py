@@ -9,6 +9,8 @@ Stages so far (later stages extend the same function):
   <Method>SemanticIdAssigner  Beam: every item, new ones included -> its codes
   SemanticIdJoiner       candidate + history codes onto the interactions, and the joined schema
   Transform              stock; trainer.preprocessing.preprocessing_fn (SPM sub-ID analyzer)
+  ExamplePacker          Beam: Transform's examples in chunks of parsed columns, read by every
+                         Trainer (one tf.Example parse per chunk, not per example)
   per representation R (model name R, component prefix e.g. SidSpm):
     <R>Trainer           SidRankingTrainer (stock Trainer + item tables), trainer.run.run_fn
     <R>Evaluator         TFMA on the eval split, sliced by item_cohort / item_popularity;
@@ -27,6 +29,7 @@ from tfx.proto import transform_pb2  # noqa: E402
 
 from components.codebook.component import CodebookTrainer  # noqa: E402
 from components.content_embedder.component import ContentEmbedder  # noqa: E402
+from components.example_packer.component import ExamplePacker  # noqa: E402
 from components.ranking_trainer.component import SidRankingTrainer  # noqa: E402
 from components.semantic_id_assigner.component import SemanticIdAssigner  # noqa: E402
 from components.semantic_id_joiner.component import SemanticIdJoiner  # noqa: E402
@@ -151,7 +154,11 @@ def create_pipeline(
       # Vocabularies and the SentencePiece model see the training split only.
       splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
       disable_statistics=True)
-  components += [joiner, transform]
+  packer = ExamplePacker(
+      examples=transform.outputs["transformed_examples"],
+      transform_graph=transform.outputs["transform_graph"],
+      chunk_size=config.ranking.packed_chunk_size)
+  components += [joiner, transform, packer]
 
   moc = _moc_codebook(config)
   eval_config = evaluation.eval_config(config.evaluation)
@@ -163,6 +170,7 @@ def create_pipeline(
         semantic_ids=assigners[config.sid_method], moc_codes=moc_codes,
         item_embeddings=(content_embedder.outputs["item_embeddings"]
                          if representation in CONTENT_REPRESENTATIONS else None),
+        packed_examples=packer.outputs["packed_examples"],
         run_fn=RUN_FN,
         custom_config=trainer_run.trainer_custom_config(
             config.ranking_for(representation),
