@@ -29,8 +29,6 @@ NUM_EXAMPLES = "num_examples"  # int64 feature of every chunk: its number of exa
 CHUNK_SIZE_KEY = "chunk_size"
 FILE_PREFIX = "chunks"
 FILE_SUFFIX = ".tfrecord"
-
-
 SPLIT_NAMES_KEY = "split_names"  # custom property: no sidrec type declares PROPERTIES
 
 
