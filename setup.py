@@ -12,7 +12,8 @@ setup(
     version="0.1.0",
     description="Semantic-ID ranking (RQ-VAE / Mixture-of-Codes / SentencePiece sub-IDs) on TFX",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["components*", "trainer*", "tfx_pipeline*", "serving*"]),
+    packages=find_packages(include=["contracts*", "components*", "trainer*", "tfx_pipeline*",
+                                    "serving*"]),
     package_data={"": ["testdata/*", "*.json", "*.pbtxt"]},
     include_package_data=True,
     install_requires=[

@@ -41,7 +41,7 @@ import tensorflow as tf
 
 from components.codebook import base
 from components.codebook.train import make_codebook
-from tfx_pipeline.config import CodebookConfig
+from contracts.config import CodebookConfig
 from machine_rate import matmul_gflops  # benchmarks/machine_rate.py
 
 TRAIN_TARGET = 20_000.0

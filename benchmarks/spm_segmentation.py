@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 import tensorflow as tf
 
-from trainer.spm.synthetic import synthetic_sids
+from tests.fixtures.sids import synthetic_sids
 from trainer.spm.tf_segment import SpmSubIdSegmenter
 from trainer.spm.vocabulary import train_spm
 

@@ -43,7 +43,10 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from machine_rate import matmul_gflops
-from tfx_pipeline import config as config_lib
+from contracts import config as config_lib
+from contracts import semantic_ids_io
+from contracts import trainer_io
+from tfx_pipeline import pipeline
 from tfx_pipeline.report import RunArtifacts
 from trainer import item_tables as item_tables_lib
 from trainer import run as trainer_run
@@ -154,20 +157,26 @@ def main(argv=None) -> int:
   transform_graph = run.uri("Transform", "TransformGraph")
   examples = run.uri("Transform", "Examples")
   packed = run.uri("ExamplePacker", "sidrec.PackedExamples")
-  sids = run.uri("RqVaeSemanticIdAssigner", "sidrec.SemanticIds")
   model_run = run.uri("SidSpmTrainer", "ModelRun")
-  component = json.load(open(os.path.join(model_run, trainer_run.TRAIN_STATS)))
+  component = json.load(open(os.path.join(model_run, trainer_io.TRAIN_STATS_FILE)))
   packer_seconds = report["components"]["seconds"].get("ExamplePacker")
 
   ranking_config = config.ranking_for(REPRESENTATION)
   tft_output = tft.TFTransformOutput(transform_graph)
-  tables = item_tables_lib.load_item_tables(sids)
-  sizes = trainer_run.vocab_sizes(tft_output, tables, config.codebook.codebook_size, 0)
+  # What SidRankingTrainer's executor hands run_fn: every codebook's codes.
+  codes = {}
+  for c in config.codebook_methods:
+    uri = run.uri(f"{pipeline.codebook_prefix(c)}SemanticIdAssigner", "sidrec.SemanticIds")
+    codes[c] = trainer_io.CodesInput(uri, semantic_ids_io.read_stats(uri)["code_columns"],
+                                     config.codebook_for(c).codebook_size)
+  inputs = trainer_io.TrainerInputs(codes=codes)
+  tables = item_tables_lib.load_item_tables(inputs)
+  sizes = trainer_run.vocab_sizes(tft_output, inputs, tables)
   train_files = [os.path.join(examples, "Split-train", "*")]
   packed_files = [os.path.join(packed, "Split-train", "*")]
   batch = ranking_config.batch_size
   probe = ranking.build_ranking_model(ranking_config, sizes)
-  names = set(probe.input_signature(ranking_config.history_length)) | {F.LABEL}
+  names = set(probe.input_signature()) | {F.LABEL}
 
   def tfx_input(cache, source="packed"):
     """What run_fn reads: ExamplePacker's chunks (the DAG's default), or Transform's
@@ -188,7 +197,8 @@ def main(argv=None) -> int:
       ({k: arrays[k] for k in inputs}, arrays[F.LABEL])).batch(batch).cache().prefetch(4)
   parsed_bytes = sum(a.nbytes for a in arrays.values())
   print(f"\n{n:,} transformed training examples, {len(inputs)} model inputs, "
-        f"SPM table {sizes.spm_vocab_size:,} rows, batch {batch}; parsed: "
+        f"SPM table {sizes.codebooks[ranking_config.sid_codebook].spm_vocab_size:,} rows, "
+        f"batch {batch}; parsed: "
         f"{parsed_bytes / n:,.0f} bytes/example ({parsed_bytes / 2**20:,.0f} MiB, what "
         f"input_cache='memory' holds)", flush=True)
   disk = {name: sum(os.path.getsize(f) for f in tf.io.gfile.glob(pattern[0])) / n

@@ -47,25 +47,29 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfx_pipeline.config import RankingConfig
+from contracts.config import RankingConfig
 from machine_rate import matmul_gflops  # benchmarks/machine_rate.py
 from trainer.model import features as F
 from trainer.model import ranking
 
 BASELINE = 100_000.0
+SID_CODEBOOK = "rqvae"
+SPM = F.item_spm_tokens(SID_CODEBOOK)
+# ML-1M-like sizes; main() sets the history length from --history.
 SIZES = F.VocabSizes(user_id=6041, user_age=8, user_gender=3, user_occupation=22,
-                     num_items=3000, sid_levels=3, sid_codebook_size=256,
-                     spm_vocab_size=8000, spm_max_pieces=3)
+                     num_items=3000,
+                     codebooks={SID_CODEBOOK: F.CodebookSizes(3, 256, spm_vocab_size=8000)},
+                     history_length=10)
 
 
 def make_batches(batch: int, history: int, num_batches: int = 16, seed: int = 0):
   """num_batches pre-built feature dicts of `batch` examples (numpy)."""
   rng = np.random.default_rng(seed)
   n = batch * num_batches
-  s = SIZES.spm_max_pieces
+  s = SIZES.codebooks[SID_CODEBOOK].code_columns
 
   def spm(shape):
-    pieces = rng.integers(1, SIZES.spm_vocab_size, shape + (s,))
+    pieces = rng.integers(1, SIZES.codebooks[SID_CODEBOOK].spm_vocab_size, shape + (s,))
     count = rng.choice([1, 2, 3], size=shape, p=[0.9, 0.08, 0.02])  # mean 1.12 pieces
     return np.where(np.arange(s) < count[..., None], pieces, 0).astype(np.int64)
 
@@ -74,7 +78,7 @@ def make_batches(batch: int, history: int, num_batches: int = 16, seed: int = 0)
            F.USER_GENDER: rng.integers(1, 3, n), F.USER_OCCUPATION: rng.integers(1, 22, n),
            F.ITEM_RANDOM_ID: rng.integers(0, 1000, n),
            F.history_name(F.ITEM_RANDOM_ID): rng.integers(0, 1000, (n, history)),
-           F.ITEM_SPM_TOKENS: spm((n,)), F.history_name(F.ITEM_SPM_TOKENS): spm((n, history)),
+           SPM: spm((n,)), F.history_name(SPM): spm((n, history)),
            F.HISTORY_MASK: (np.arange(history) < count[:, None]).astype(np.float32),
            F.LABEL: (rng.random(n) < 0.3).astype(np.float32)}
   feats = {k: (v.astype(np.int64) if v.dtype.kind == "i" else v) for k, v in feats.items()}
@@ -111,9 +115,10 @@ def fit_rate(model, ds, steps, batch, warmup=5) -> float:
 
 
 def bare_model(representation: str, config: RankingConfig,
-               sizes: F.VocabSizes = SIZES) -> tf.keras.Model:
+               sizes: F.VocabSizes = None) -> tf.keras.Model:
   """The same layers as SidRankingModel, wired as a plain functional tf_keras model."""
-  e, hist_len = config.embedding_dim, config.history_length
+  sizes = sizes or SIZES
+  e, hist_len = config.embedding_dim, sizes.history_length
   inputs, parts = {}, []
   for name, rows in sizes.user_vocab().items():
     inputs[name] = tf.keras.Input((), dtype=tf.int64, name=name)
@@ -121,11 +126,11 @@ def bare_model(representation: str, config: RankingConfig,
     parts.append(tf.keras.layers.Embedding(rows, dim)(inputs[name]))
   mask = inputs[F.HISTORY_MASK] = tf.keras.Input((hist_len,), name=F.HISTORY_MASK)
   if representation == "sid_spm":
-    table = tf.keras.layers.Embedding(sizes.spm_vocab_size, e)
-    s = sizes.spm_max_pieces
-    cand = inputs[F.ITEM_SPM_TOKENS] = tf.keras.Input((s,), dtype=tf.int64,
-                                                      name=F.ITEM_SPM_TOKENS)
-    hname = F.history_name(F.ITEM_SPM_TOKENS)
+    codebook = sizes.codebooks[SID_CODEBOOK]
+    table = tf.keras.layers.Embedding(codebook.spm_vocab_size, e)
+    s = codebook.code_columns
+    cand = inputs[SPM] = tf.keras.Input((s,), dtype=tf.int64, name=SPM)
+    hname = F.history_name(SPM)
     hist = inputs[hname] = tf.keras.Input((hist_len, s), dtype=tf.int64, name=hname)
 
     def pool(tokens):  # [T, S] -> [T, E]: the same real-pieces-only pooling as SidSpmEmbedding
@@ -291,11 +296,12 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   print(f"load average {os.getloadavg()[0]:.2f}, cores {os.cpu_count()}, "
         f"dense matmul {matmul_gflops():.0f} GFLOP/s", flush=True)
+  global SIZES
+  SIZES = dataclasses.replace(SIZES, history_length=args.history)
   batches = make_batches(args.batch_size, args.history)
   rows = []
   for rep in args.representations.split(","):
-    config = RankingConfig(representation=rep, batch_size=args.batch_size,
-                           history_length=args.history)
+    config = RankingConfig(representation=rep, batch_size=args.batch_size)
     model = ranking.build_ranking_model(config, SIZES, example_features=batches[0])
     bare = bare_model(rep, config)
     runs = {"tfrs": (model, dataset(batches)),
@@ -327,8 +333,7 @@ def main(argv=None) -> int:
           f"{r['bare_examples_per_s']:>10,} {r['ratio']:>6.2f} {r['median_ratio']:>12.2f} "
           f"{r['train_step_ms_tfrs']:>13.1f} / {r['train_step_ms_bare']:<8.1f}")
   print(f"(DESIGN.md §4 baseline for a bare model of this size: ~{BASELINE:,.0f} ex/s)")
-  config = RankingConfig(representation="sid_spm", batch_size=args.batch_size,
-                         history_length=args.history)
+  config = RankingConfig(representation="sid_spm", batch_size=args.batch_size)
   parts = breakdown(config, batches, max(20, args.steps // 3))
   print(f"\nSidRankingModel (sid_spm) step breakdown, batch {args.batch_size}, ms per step:")
   for name, ms in parts.items():

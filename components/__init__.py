@@ -1,5 +1,7 @@
+"""sidrec's custom TFX components, one folder each (component.py, spec.py, executor.py).
+"""
 import os as _os
 
-# TFRS needs Keras 2 (tf_keras). Set before TensorFlow is imported by anything in this package,
-# including in Beam workers and Kubeflow containers that import our executors by dotted path.
+# TFRS needs Keras 2 (tf_keras): set before TensorFlow loads. This package is the entry point of
+# every executor process: Beam workers and Kubeflow containers import executors by dotted path.
 _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

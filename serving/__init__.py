@@ -1,5 +1,3 @@
-import os as _os
-
-# TFRS needs Keras 2 (tf_keras). Set before TensorFlow is imported by anything in this package,
-# including in Beam workers and Kubeflow containers that import our executors by dotted path.
-_os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+"""The serving runtime for pushed sidrec models (TF Serving's model-server config, warmup,
+client, server). It talks to SavedModels and TF Serving's protos only: it imports neither
+trainer nor tfx_pipeline (tests/test_layering.py)."""

@@ -15,7 +15,7 @@ def test_representations_and_ranking_flags():
 
 
 def test_config_file_values_stand_unless_a_flag_is_given(tmp_path):
-  from tfx_pipeline import config as config_lib
+  from contracts import config as config_lib
   path = tmp_path / "experiment.json"
   path.write_text(config_lib.PipelineConfig(output_dir=str(tmp_path / "runs")).to_json()
                   .replace('"ml-1m"', '"ml-100k"'))

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from tfx_pipeline.data import fixtures as fx
-from tfx_pipeline.config import DataConfig, SplitConfig
+from tests.fixtures import movielens_format as fx
+from contracts.config import DataConfig, SplitConfig
 from tfx_pipeline.data import (DatasetNotFoundError, DataValidationError, compute_split_stats,
                                load_movielens, split_dataset)
 from tfx_pipeline.data import movielens

@@ -9,10 +9,11 @@ import os
 import numpy as np
 import pytest
 
-from tfx_pipeline.data import fixtures as fx
-from tfx_pipeline.config import DataConfig, PipelineConfig, SplitConfig, SyntheticConfig
+from contracts import schema
+from contracts.config import DataConfig, PipelineConfig, SplitConfig, SyntheticConfig
+from tests.fixtures import movielens_format as fx
 from tfx_pipeline.data import (DataError, format_split_stats, load_catalog, prepare_data,
-                               read_examples, schema, writer)
+                               read_examples, writer)
 
 SMALL = SyntheticConfig(num_items=300, num_users=80, num_interactions=4000, num_clusters=6,
                         embedding_dim=8, seed=5)

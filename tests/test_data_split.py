@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfx_pipeline.config import SplitConfig, SyntheticConfig
+from contracts.config import SplitConfig, SyntheticConfig
 from tfx_pipeline.data import Dataset, compute_split_stats, generate_synthetic, split_dataset
 from tfx_pipeline.data.errors import DataError
 from tfx_pipeline.data.split import new_items_by_rule, resolve_rule, user_history

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from tfx_pipeline.config import SyntheticConfig
+from contracts.config import SyntheticConfig
 from tfx_pipeline.data import generate_synthetic, write_synthetic_embeddings
-from tfx_pipeline.data import schema
+from contracts import schema
 
 CONFIG = SyntheticConfig(num_items=3000, num_users=800, num_interactions=60_000,
                          num_clusters=12, embedding_dim=64, seed=11)

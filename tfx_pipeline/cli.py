@@ -9,8 +9,7 @@
 """
 import os
 
-# TFRS needs Keras 2; this must happen before anything imports TensorFlow (DESIGN.md §3).
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# Before TensorFlow loads (TF_USE_LEGACY_KERAS: tfx_pipeline/__init__.py).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
@@ -18,7 +17,7 @@ import dataclasses  # noqa: E402
 import sys  # noqa: E402
 from typing import List, Optional  # noqa: E402
 
-from tfx_pipeline import config as config_lib  # noqa: E402
+from contracts import config as config_lib  # noqa: E402
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:

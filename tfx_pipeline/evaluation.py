@@ -1,23 +1,23 @@
 """The Evaluator's TFMA EvalConfig: slices, metrics and the thresholds that gate the push.
 
 Slices: overall, `item_cohort` (new / seen), `item_popularity` (train interactions of the item,
-bucketed by the data step). Metrics: AUC and per-user AUC (GAUC), exact, from one combiner (tfx_pipeline/gauc.py),
-and example count, calibration (sum of predictions / sum of labels), binary cross-entropy, mean
-label and prediction (tfx_pipeline/score_stats.py, TFMA's values and keys). The model is blessed when AUC >= min_auc overall and >=
-min_auc_new_items on the new-item slice (and GAUC >= min_gauc overall when set).
+bucketed by the data step). Metrics: the registry's TFMA metrics (contracts/registry/
+metrics.py: exact AUC and per-user AUC (GAUC) from one combiner, tfx_pipeline/gauc.py; example
+count, calibration, binary cross-entropy, mean label and prediction, tfx_pipeline/
+score_stats.py, under TFMA's keys). The model is blessed when every reported metric with a
+`gate` is at least its EvaluationConfig bound on its slice: AUC >= min_auc overall and >=
+min_auc_new_items on the new-item slice, and GAUC >= min_gauc overall when that is > 0.
 
 TFMA 0.52 does not export its config classes at top level; the protos are used directly.
 """
+from typing import Dict, List
+
 from tensorflow_model_analysis.proto import config_pb2
 
-from serving import signatures
-from tfx_pipeline.config import EvaluationConfig
-
-LABEL_KEY = "label"
-COHORT_KEY = "item_cohort"
-POPULARITY_KEY = "item_popularity"
-NEW_COHORT = "new"
-GAUC_METRIC = "gauc"
+from contracts import schema
+from contracts import serving_api
+from contracts.config import EvaluationConfig
+from contracts.registry import metrics as metric_registry
 
 
 def _lower_bound(value: float) -> config_pb2.MetricThreshold:
@@ -25,33 +25,30 @@ def _lower_bound(value: float) -> config_pb2.MetricThreshold:
       lower_bound={"value": float(value)}))
 
 
+def slicing_spec(slice_key: tuple) -> config_pb2.SlicingSpec:
+  return config_pb2.SlicingSpec(feature_values=dict(slice_key))
+
+
 def eval_config(config: EvaluationConfig) -> config_pb2.EvalConfig:
-  overall = config_pb2.SlicingSpec()
-  new_items = config_pb2.SlicingSpec(feature_values={COHORT_KEY: NEW_COHORT})
-  # Exact pooled AUC from the GAUC combiner (tfx_pipeline/gauc.py). TFMA's native AUC gave
-  # the same values (to 6 decimals on every ML-1M slice) and TFMA took 189 s instead of 125 s.
-  auc = config_pb2.MetricConfig(class_name="ExactAUC", module="tfx_pipeline.gauc",
-                                per_slice_thresholds=[
-      config_pb2.PerSliceMetricThreshold(slicing_specs=[overall],
-                                         threshold=_lower_bound(config.min_auc)),
-      config_pb2.PerSliceMetricThreshold(slicing_specs=[new_items],
-                                         threshold=_lower_bound(config.min_auc_new_items)),
-  ])
-  gauc = config_pb2.MetricConfig(class_name="PerUserAUC", module="tfx_pipeline.gauc",
-                                 config='{"name": "%s"}' % GAUC_METRIC)
-  if config.min_gauc > 0:
-    gauc.per_slice_thresholds.add(slicing_specs=[overall],
-                                  threshold=_lower_bound(config.min_gauc))
-  # example_count, calibration, binary_crossentropy, mean_label, mean_prediction under TFMA's
-  # own keys, from one combiner (tfx_pipeline/score_stats.py): TFMA's five native metrics
-  # gave the same values for 31% of the ML-1M Evaluator's time.
-  metrics = [config_pb2.MetricConfig(class_name="LabelScoreStatistics",
-                                     module="tfx_pipeline.score_stats")]
+  thresholds: Dict[str, List[config_pb2.PerSliceMetricThreshold]] = {}
+  for metric in metric_registry.REPORTED:
+    if not metric.gate:
+      continue
+    bound = getattr(config, metric.gate)
+    if bound > 0 or not metric.gate_off_at_zero:
+      thresholds.setdefault(metric_registry.producer(metric.tfma_name).class_name, []).append(
+          config_pb2.PerSliceMetricThreshold(slicing_specs=[slicing_spec(metric.slice)],
+                                             threshold=_lower_bound(bound)))
+  metrics = [config_pb2.MetricConfig(class_name=m.class_name, module=m.module,
+                                     config=m.config or None,
+                                     per_slice_thresholds=thresholds.get(m.class_name, []))
+             for m in metric_registry.TFMA_METRICS]
   return config_pb2.EvalConfig(
       model_specs=[config_pb2.ModelSpec(
-          signature_name=signatures.TFMA_SIGNATURE, label_key=LABEL_KEY,
-          prediction_key=signatures.TFMA_PREDICTION_KEY, model_type="tf_generic",
+          signature_name=serving_api.TFMA_SIGNATURE, label_key=schema.LABEL,
+          prediction_key=serving_api.TFMA_PREDICTION_KEY, model_type="tf_generic",
           inference_batch_size=config.inference_batch_size)],
-      slicing_specs=[overall, config_pb2.SlicingSpec(feature_keys=[COHORT_KEY]),
-                     config_pb2.SlicingSpec(feature_keys=[POPULARITY_KEY])],
-      metrics_specs=[config_pb2.MetricsSpec(metrics=[auc, gauc] + metrics)])
+      slicing_specs=[config_pb2.SlicingSpec(),
+                     config_pb2.SlicingSpec(feature_keys=[schema.ITEM_COHORT]),
+                     config_pb2.SlicingSpec(feature_keys=[schema.ITEM_POPULARITY])],
+      metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)])

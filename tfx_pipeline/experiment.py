@@ -35,11 +35,12 @@ import subprocess
 import time
 from typing import Dict, List, Optional, Sequence
 
-from tfx_pipeline import config as config_lib
+from contracts import config as config_lib
+from contracts.registry import metrics as metric_registry
 from tfx_pipeline.report import atomic_write_text
 
-METRICS = ("auc", "auc_new_items", "auc_seen_items", "gauc", "gauc_new_items",
-           "gauc_seen_items", "calibration", "train_examples_per_sec", "table_rows")
+# The registry's figures summarized over seeds, then the run's own figures.
+METRICS = metric_registry.EXPERIMENT + ("train_examples_per_sec", "table_rows")
 MOC_BASELINE = "sid_unigram"
 
 
@@ -180,8 +181,8 @@ def plan_configs(base: config_lib.PipelineConfig, plan: ExperimentPlan):
     methods = tuple(dict.fromkeys(tuple(base.codebook_methods) + ("rqvae", "moc")))
     for seed in plan.seeds:
       config = dataclasses.replace(
-          config_lib.replace_section(base, "ranking", seed=seed),
-          codebook_methods=methods, sid_method="rqvae",
+          base, codebook_methods=methods,
+          ranking=dataclasses.replace(base.ranking, seed=seed, sid_codebook="rqvae"),
           codebook=dataclasses.replace(base.codebook, moc_scaling_factor=int(scaling)),
           codebook_overrides=dict(base.codebook_overrides,
                                   rqvae={"levels": moc.levels * int(scaling)}),

@@ -2,14 +2,13 @@
 import os
 from typing import Dict, List, Optional
 
+from contracts.registry import metrics as metric_registry
 from tfx_pipeline.report import atomic_write_text
 
 PLOTS_DIR = "plots"
 MAIN_PLOT = "experiment_auc.png"
 MOC_PLOT = "experiment_moc_scaling.png"
-TABLE_METRICS = (("auc", "AUC"), ("auc_new_items", "AUC new"), ("auc_seen_items", "AUC seen"),
-                 ("gauc", "GAUC"), ("gauc_new_items", "GAUC new"),
-                 ("gauc_seen_items", "GAUC seen"))
+TABLE_METRICS = tuple((m.key, m.label) for m in metric_registry.TABLE)
 
 
 def _ms(stat: Optional[dict], digits: int = 4) -> str:

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tfx_pipeline import config as config_lib
+from contracts import config as config_lib
 from tfx_pipeline import experiment
 
 

@@ -8,12 +8,10 @@ components are referenced by dotted path) and `TF_USE_LEGACY_KERAS=1` in its env
 import os
 from typing import Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from tfx import v1 as tfx
 
-from tfx import v1 as tfx  # noqa: E402
-
-from tfx_pipeline import config as config_lib  # noqa: E402
-from tfx_pipeline import pipeline as pipeline_lib  # noqa: E402
+from contracts import config as config_lib
+from tfx_pipeline import pipeline as pipeline_lib
 
 
 def compile_pipeline(config: config_lib.PipelineConfig, output_file: str,

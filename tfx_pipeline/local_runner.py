@@ -8,14 +8,12 @@ import sys
 import time
 from typing import Dict
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from absl import logging as absl_logging
+from tfx import v1 as tfx
 
-from absl import logging as absl_logging  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402
-
-from tfx_pipeline import config as config_lib  # noqa: E402
-from tfx_pipeline import pipeline as pipeline_lib  # noqa: E402
-from tfx_pipeline import report as report_lib  # noqa: E402
+from contracts import config as config_lib
+from tfx_pipeline import pipeline as pipeline_lib
+from tfx_pipeline import report as report_lib
 
 # Beside the prepared data: the settings it was prepared with (see ensure_data).
 PREPARED_WITH = "prepared_with.json"
@@ -185,7 +183,7 @@ def run(config: config_lib.PipelineConfig, force_prepare: bool = False,
   report = report_lib.build_report(config, stats, component_seconds=progress.seconds,
                                    cached=sorted(progress.cached), pipeline_seconds=elapsed)
   path = report_lib.write_report(report, config.output_dir)
-  from tfx_pipeline import report_markdown  # pylint: disable=g-import-not-at-top
+  from tfx_pipeline import report_markdown
   markdown = report_markdown.write_markdown(report, config.output_dir)
   print(report_lib.format_summary(report))
   print(f"\nPipeline finished in {elapsed:.1f}s; report: {path} (readable: {markdown})")

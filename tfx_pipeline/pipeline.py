@@ -7,7 +7,8 @@ Stages so far (later stages extend the same function):
   ContentEmbedder        catalog text -> ItemEmbeddings (MiniLM, or embeddings the user brings)
   <Method>CodebookTrainer  one per codebook method (RQ-VAE, Mixture-of-Codes, RQ-KMeans)
   <Method>SemanticIdAssigner  Beam: every item, new ones included -> its codes
-  SemanticIdJoiner       candidate + history codes onto the interactions, and the joined schema
+  SemanticIdJoiner       every codebook's candidate + history codes onto the interactions, and
+                         the joined schema
   Transform              stock; trainer.preprocessing.preprocessing_fn (SPM sub-ID analyzer)
   ExamplePacker          Beam: Transform's examples in chunks of parsed columns, read by every
                          Trainer (one tf.Example parse per chunk, not per example)
@@ -20,31 +21,27 @@ Stages so far (later stages extend the same function):
 import os
 from typing import List, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from tfx import v1 as tfx
+from tfx.proto import example_gen_pb2
+from tfx.proto import pusher_pb2
+from tfx.proto import transform_pb2
 
-from tfx import v1 as tfx  # noqa: E402
-from tfx.proto import example_gen_pb2  # noqa: E402
-from tfx.proto import pusher_pb2  # noqa: E402
-from tfx.proto import transform_pb2  # noqa: E402
+from components.codebook.component import CodebookTrainer
+from components.content_embedder.component import ContentEmbedder
+from components.example_packer.component import ExamplePacker
+from components.ranking_trainer.component import SidRankingTrainer
+from components.semantic_id_assigner.component import SemanticIdAssigner
+from components.semantic_id_joiner.component import SemanticIdJoiner
+from contracts import config as config_lib
+from contracts import schema
+from contracts.registry import codebook_methods
+from contracts.registry import representations as representation_registry
+from contracts.trainer_io import TrainerSettings
+from contracts.transform_settings import TransformSettings
+from tfx_pipeline import evaluation
 
-from components.codebook.component import CodebookTrainer  # noqa: E402
-from components.content_embedder.component import ContentEmbedder  # noqa: E402
-from components.example_packer.component import ExamplePacker  # noqa: E402
-from components.ranking_trainer.component import SidRankingTrainer  # noqa: E402
-from components.semantic_id_assigner.component import SemanticIdAssigner  # noqa: E402
-from components.semantic_id_joiner.component import SemanticIdJoiner  # noqa: E402
-from tfx_pipeline import config as config_lib  # noqa: E402
-from tfx_pipeline import evaluation  # noqa: E402
-from trainer import preprocessing  # noqa: E402
-from trainer import run as trainer_run  # noqa: E402
-
-INTERACTIONS_DIR = "interactions"
-# Component-id prefix of each codebook method (also the keys of report.json's `codebooks`).
-CODEBOOK_COMPONENT_PREFIX = {"rqvae": "RqVae", "moc": "MixtureOfCodes", "rqkmeans": "RqKMeans"}
-CATALOG_DIR = "catalog"
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.run.run_fn"
-CONTENT_REPRESENTATIONS = ("dense_content",)
 
 
 def model_name(representation: str) -> str:
@@ -57,22 +54,20 @@ def component_prefix(representation: str) -> str:
   return "".join(w.capitalize() for w in model_name(representation).split("_"))
 
 
-def _moc_codebook(config: config_lib.PipelineConfig) -> Optional[config_lib.CodebookConfig]:
-  """The MoC codebook settings when the pipeline trains MoC codebooks, else None."""
-  return config.codebook_for("moc") if "moc" in config.codebook_methods else None
+def codebook_prefix(codebook: str) -> str:
+  """Component-id prefix of a codebook's trainer and assigner (its key in report.json)."""
+  return codebook_methods.get(codebook).component_prefix
 
 
-def transform_custom_config(config: config_lib.PipelineConfig):
-  r, sid = config.ranking, config.codebook_for(config.sid_method)
-  moc = _moc_codebook(config)
-  return preprocessing.transform_custom_config(
-      codebook_size=sid.codebook_size, history_length=config.split.history_length,
+def transform_settings(config: config_lib.PipelineConfig) -> TransformSettings:
+  """What preprocessing_fn needs. It does not depend on which representations a run trains,
+  so a `dense_content` run after a `sid_spm` run reuses the same Transform output."""
+  r = config.ranking
+  return TransformSettings(
       random_id_rows=r.random_id_rows, item_oov_buckets=r.item_oov_buckets,
-      spm_vocab_size=r.table_budget, levels=sid.levels,
-      moc_codebooks=moc.levels * moc.moc_scaling_factor if moc else 0,
-      # Always: Transform's cache key must not depend on which representations a run trains
-      # (a `dense_content` run after a `sid_spm` run reuses the same Transform output).
-      item_keys=True)
+      spm_vocab_size=r.table_budget,
+      codebook_sizes={c: config.codebook_for(c).codebook_size for c in config.codebook_methods},
+      spm_codebooks=(r.sid_codebook,))
 
 
 def _import_example_gen(input_base: str, splits: List[str], component_id: str):
@@ -110,9 +105,10 @@ def create_pipeline(
   serving_dir = serving_dir or os.path.abspath(config.serving_dir)
 
   interactions_gen = _import_example_gen(
-      os.path.join(data_dir, INTERACTIONS_DIR), ["train", "eval"], "InteractionExampleGen")
+      os.path.join(data_dir, schema.INTERACTIONS_DIR), [schema.TRAIN_SPLIT, schema.EVAL_SPLIT],
+      "InteractionExampleGen")
   catalog_gen = _import_example_gen(
-      os.path.join(data_dir, CATALOG_DIR), ["items"], "CatalogExampleGen")
+      os.path.join(data_dir, schema.CATALOG_ROOT), [schema.CATALOG_SPLIT], "CatalogExampleGen")
 
   statistics_gen = tfx.components.StatisticsGen(
       examples=interactions_gen.outputs["examples"])
@@ -129,28 +125,28 @@ def create_pipeline(
       interactions_gen, catalog_gen, statistics_gen, schema_gen, example_validator,
       content_embedder,
   ]
-  assigners = {}
-  for method in config.codebook_methods:
-    prefix = CODEBOOK_COMPONENT_PREFIX[method]
+  codes = {}
+  for codebook in config.codebook_methods:
+    prefix = codebook_prefix(codebook)
     trainer = CodebookTrainer(
         item_embeddings=content_embedder.outputs["item_embeddings"],
         catalog=catalog_gen.outputs["examples"],
-        codebook_config=config_lib.to_json(config.codebook_for(method)),
+        codebook_config=config_lib.to_json(config.codebook_for(codebook)),
     ).with_id(f"{prefix}CodebookTrainer")
     assigner = SemanticIdAssigner(
         item_embeddings=content_embedder.outputs["item_embeddings"],
-        codebook=trainer.outputs["codebook"],
+        codebook=trainer.outputs["codebook"], codebook_name=codebook,
     ).with_id(f"{prefix}SemanticIdAssigner")
     components += [trainer, assigner]
-    assigners[method] = assigner.outputs["semantic_ids"]
+    codes[codebook] = assigner.outputs["semantic_ids"]
 
-  moc_codes = assigners.get("moc")
   joiner = SemanticIdJoiner(
       examples=interactions_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-      semantic_ids=assigners[config.sid_method], moc_codes=moc_codes)
+      codes=codes)
   transform = tfx.components.Transform(
       examples=joiner.outputs["joined_examples"], schema=joiner.outputs["joined_schema"],
-      preprocessing_fn=PREPROCESSING_FN, custom_config=transform_custom_config(config),
+      preprocessing_fn=PREPROCESSING_FN,
+      custom_config=transform_settings(config).custom_config(),
       # Vocabularies and the SentencePiece model see the training split only.
       splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
       disable_statistics=True)
@@ -160,22 +156,20 @@ def create_pipeline(
       chunk_size=config.ranking.packed_chunk_size)
   components += [joiner, transform, packer]
 
-  moc = _moc_codebook(config)
   eval_config = evaluation.eval_config(config.evaluation)
   for representation in config.representations:
     prefix = component_prefix(representation)
+    reads_content = representation_registry.get(representation).reads_content()
     trainer = SidRankingTrainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        semantic_ids=assigners[config.sid_method], moc_codes=moc_codes,
-        item_embeddings=(content_embedder.outputs["item_embeddings"]
-                         if representation in CONTENT_REPRESENTATIONS else None),
+        # Every codebook: the exported transform graph reads all their codes.
+        codes=codes,
+        item_embeddings=(content_embedder.outputs["item_embeddings"] if reads_content
+                         else None),
         packed_examples=packer.outputs["packed_examples"],
         run_fn=RUN_FN,
-        custom_config=trainer_run.trainer_custom_config(
-            config.ranking_for(representation),
-            config.codebook_for(config.sid_method).codebook_size,
-            moc.codebook_size if moc else 0),
+        custom_config=TrainerSettings(config.ranking_for(representation)).custom_config(),
     ).with_id(f"{prefix}Trainer")
     evaluator = tfx.components.Evaluator(
         examples=joiner.outputs["joined_examples"], model=trainer.outputs["model"],

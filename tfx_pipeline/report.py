@@ -9,7 +9,11 @@ import os
 import tempfile
 from typing import Dict, List, Optional
 
-from tfx_pipeline import config as config_lib
+from contracts import codebook_io
+from contracts import config as config_lib
+from contracts import semantic_ids_io
+from contracts import trainer_io
+from contracts.registry import metrics as metric_registry
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -110,13 +114,13 @@ CODEBOOK_REPORT_KEYS = (
 
 
 def codebook_section(config: config_lib.PipelineConfig, run: RunArtifacts) -> Dict[str, dict]:
-  """`codebooks`: per method, the trainer's metrics and the assigner's collision statistics."""
-  from tfx_pipeline.pipeline import CODEBOOK_COMPONENT_PREFIX
+  """`codebooks`: per codebook, the trainer's metrics and the assigner's collision statistics."""
+  from tfx_pipeline.pipeline import codebook_prefix
   section = {}
   for method in config.codebook_methods:
-    prefix = CODEBOOK_COMPONENT_PREFIX[method]
+    prefix = codebook_prefix(method)
     codebook_uri = run.uri(f"{prefix}CodebookTrainer", "sidrec.Codebook")
-    metrics = _read_json(os.path.join(codebook_uri, "metrics.json")) if codebook_uri else None
+    metrics = codebook_io.read_metrics(codebook_uri) if codebook_uri else None
     if metrics is None:
       continue
     entry = {k: metrics[k] for k in CODEBOOK_REPORT_KEYS if k in metrics}
@@ -125,14 +129,9 @@ def codebook_section(config: config_lib.PipelineConfig, run: RunArtifacts) -> Di
     entry["uri"] = codebook_uri
     sids_uri = run.uri(f"{prefix}SemanticIdAssigner", "sidrec.SemanticIds")
     if sids_uri:
-      entry["assignment"] = _read_json(os.path.join(sids_uri, "stats.json"))
-      entry["assignment"]["uri"] = sids_uri
+      entry["assignment"] = dict(semantic_ids_io.read_stats(sids_uri), uri=sids_uri)
     section[method] = entry
   return section
-
-
-# TFMA slice keys of the report (see tfx_pipeline/evaluation.py).
-OVERALL, NEW_ITEMS, SEEN_ITEMS = (), (("item_cohort", "new"),), (("item_cohort", "seen"),)
 
 
 def load_slice_metrics(evaluation_uri: str) -> Dict[tuple, Dict[str, float]]:
@@ -152,11 +151,19 @@ def _metric(slices, key, name) -> Optional[float]:
   return None if value is None or value != value else round(float(value), 5)  # NaN -> None
 
 
+def reported_metrics(slices: Dict[tuple, Dict[str, float]]) -> Dict[str, object]:
+  """The registry's reported figures (contracts/registry/metrics.py) from TFMA's slices."""
+  out = {}
+  for m in metric_registry.REPORTED:
+    out[m.key] = (int(slices.get(m.slice, {}).get(m.tfma_name, 0)) if m.count
+                  else _metric(slices, m.slice, m.tfma_name))
+  return out
+
+
 def representation_section(config: config_lib.PipelineConfig,
                            run: RunArtifacts) -> Dict[str, dict]:
   """`representations`: per item representation, TFMA metrics, training figures, push state."""
   from tfx_pipeline.pipeline import component_prefix, model_name
-  from trainer.run import TRAIN_STATS
   section = {}
   for representation in config.representations:
     prefix = component_prefix(representation)
@@ -165,7 +172,7 @@ def representation_section(config: config_lib.PipelineConfig,
       continue
     slices = load_slice_metrics(evaluation_uri)
     train = _read_json(os.path.join(run.uri(f"{prefix}Trainer", "ModelRun") or "",
-                                    TRAIN_STATS)) or {}
+                                    trainer_io.TRAIN_STATS_FILE)) or {}
     blessing = run.uri(f"{prefix}Evaluator", "ModelBlessing")
     pushed = run.artifacts(f"{prefix}Pusher", "PushedModel")
     pushed_to = None
@@ -178,18 +185,7 @@ def representation_section(config: config_lib.PipelineConfig,
         for key in slices if key and key[0][0] == "item_popularity"}
     section[representation] = {
         "model_name": model_name(representation),
-        "auc": _metric(slices, OVERALL, "auc"),
-        "auc_new_items": _metric(slices, NEW_ITEMS, "auc"),
-        "auc_seen_items": _metric(slices, SEEN_ITEMS, "auc"),
-        "gauc": _metric(slices, OVERALL, "gauc"),
-        "gauc_new_items": _metric(slices, NEW_ITEMS, "gauc"),
-        "gauc_seen_items": _metric(slices, SEEN_ITEMS, "gauc"),
-        "gauc_users": int(slices.get(OVERALL, {}).get("gauc_users", 0)),
-        "gauc_users_new_items": int(slices.get(NEW_ITEMS, {}).get("gauc_users", 0)),
-        "calibration": _metric(slices, OVERALL, "calibration"),
-        "binary_crossentropy": _metric(slices, OVERALL, "binary_crossentropy"),
-        "eval_examples": int(slices.get(OVERALL, {}).get("example_count", 0)),
-        "eval_examples_new_items": int(slices.get(NEW_ITEMS, {}).get("example_count", 0)),
+        **reported_metrics(slices),
         "by_popularity": dict(sorted(popularity.items())),
         "table_rows": train.get("table_rows"),
         "train_examples": train.get("train_examples"),
@@ -241,15 +237,17 @@ def format_summary(report: dict) -> str:
   if reps:
     lines.append("\nRanking (eval split; AUC pooled, GAUC = mean per-user AUC; new = items not "
                  "in train)")
-    lines.append(f"  {'representation':<32}{'auc':>7}{'auc new':>9}{'auc seen':>10}"
-                 f"{'gauc':>7}{'gauc new':>10}{'rows':>10}{'ex/s':>9}  blessed")
+    columns = metric_registry.TABLE
+    widths = [max(7, len(m.label) + 2) for m in columns]
+    lines.append(f"  {'representation':<32}"
+                 + "".join(f"{m.label.lower():>{w}}" for m, w in zip(columns, widths))
+                 + f"{'rows':>10}{'ex/s':>9}  blessed")
     for name, r in reps.items():
-      cells = [_fmt(r.get(k)) for k in ("auc", "auc_new_items", "auc_seen_items", "gauc",
-                                         "gauc_new_items")]
       rows = r.get("table_rows")
       speed = r.get("train_examples_per_sec")
-      lines.append(f"  {name:<32}{cells[0]:>7}{cells[1]:>9}{cells[2]:>10}{cells[3]:>7}"
-                   f"{cells[4]:>10}{'-' if rows is None else f'{rows:,}':>10}"
+      lines.append(f"  {name:<32}"
+                   + "".join(f"{_fmt(r.get(m.key)):>{w}}" for m, w in zip(columns, widths))
+                   + f"{'-' if rows is None else f'{rows:,}':>10}"
                    f"{'-' if speed is None else f'{speed:,.0f}':>9}  "
                    f"{'yes' if r.get('blessed') else 'NO'}")
   comps = report.get("components", {})

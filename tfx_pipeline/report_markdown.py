@@ -7,12 +7,12 @@ One run is one seed: the markdown says so, names the baselines every row is comp
 import os
 from typing import Dict, List, Optional
 
+from contracts.registry import metrics as metric_registry
 from tfx_pipeline.report import atomic_write_text
 
 PLOTS_DIR = "plots"
 AUC_PLOT = "auc_by_representation.png"
-METRICS = (("auc", "AUC"), ("auc_new_items", "AUC new"), ("auc_seen_items", "AUC seen"),
-           ("gauc", "GAUC"), ("gauc_new_items", "GAUC new"), ("gauc_seen_items", "GAUC seen"))
+METRICS = tuple((m.key, m.label) for m in metric_registry.TABLE)
 
 
 def _f(value, digits=4) -> str:

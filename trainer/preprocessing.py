@@ -1,62 +1,42 @@
 """Transform `preprocessing_fn`: raw joined examples -> the ranking model's features.
 
-Input: the interactions after SemanticIdJoiner (user fields, `item_id`, `history_item_ids`,
-`item_sid` [L], `history_sid` [n*L], `item_moc_codes` [M], `history_moc_codes` [n*M],
-`item_embedding` [D], `label`, `item_cohort`). Output: the names in trainer/model/features.py.
-Analyzers (vocabularies, the SentencePiece sub-ID vocabulary) see only the training split, so
-new items are outside the item-ID vocabulary and their SID pieces come from codes other items
-trained. Passed to Transform as a dotted path (`trainer.preprocessing.preprocessing_fn`), with
-the sizes in `custom_config` (see `transform_custom_config`).
+Input: the interactions after SemanticIdJoiner (contracts/schema.py: user fields, `item_id`,
+`history_item_ids` [N], and for every codebook c `item_codes_<c>` [C], `history_codes_<c>`
+[N*C], `label`, `item_cohort`). Output: the names in trainer/model/features.py, every
+codebook's codes under its own name. Analyzers (vocabularies, the SentencePiece sub-ID
+vocabulary) see only the training split, so new items are outside the item-ID vocabulary and
+their SID pieces come from codes other items trained. Passed to Transform as a dotted path
+(`trainer.preprocessing.preprocessing_fn`) with the settings in `custom_config`
+(contracts/transform_settings.py); widths come from the joined schema's fixed shapes.
 """
 from typing import Any, Dict
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from contracts import schema as S
+from contracts.transform_settings import TransformSettings
 from trainer.model import features as F
 from trainer.spm import analyzer as spm_analyzer
-
-# Raw feature names (tfx_pipeline/data/schema.py and SemanticIdJoiner).
-RAW_USER_ID, RAW_AGE, RAW_GENDER, RAW_OCCUPATION = (
-    "user_id", "user_age", "user_gender", "user_occupation")
-RAW_ITEM_ID, RAW_HISTORY_IDS = "item_id", "history_item_ids"
-RAW_SID, RAW_HISTORY_SID = "item_sid", "history_sid"
-RAW_MOC, RAW_HISTORY_MOC = "item_moc_codes", "history_moc_codes"
-RAW_EMBEDDING = "item_embedding"
-ITEM_COHORT = "item_cohort"
 
 # Vocabulary file names, for the Trainer's table sizes (TFTransformOutput.vocabulary_size_by_name).
 USER_VOCABS = {F.USER_ID: "user_id_vocab", F.USER_AGE: "user_age_vocab",
                F.USER_GENDER: "user_gender_vocab", F.USER_OCCUPATION: "user_occupation_vocab"}
 ITEM_VOCAB = "item_id_vocab"
-SPM_ANALYZER_NAME = "item_spm"
 
 
-def transform_custom_config(codebook_size: int, history_length: int, random_id_rows: int,
-                            item_oov_buckets: int, spm_vocab_size: int, levels: int = 0,
-                            moc_codebooks: int = 0, content_dim: int = 0,
-                            item_keys: bool = False) -> Dict[str, Any]:
-  """The settings preprocessing_fn needs, as Transform's `custom_config`.
-
-  `levels` / `moc_codebooks` / `content_dim` are only fallbacks: the joined schema gives the
-  candidate codes and embedding a fixed shape, and that static shape wins. `item_keys` passes
-  the raw candidate and history item ids through (as ITEM_KEY), for representations that look
-  item content up in a table in the model's graph (`dense_content`).
-  """
-  return dict(levels=levels, codebook_size=codebook_size, moc_codebooks=moc_codebooks,
-              content_dim=content_dim, history_length=history_length,
-              random_id_rows=random_id_rows, item_oov_buckets=item_oov_buckets,
-              spm_vocab_size=spm_vocab_size, item_keys=bool(item_keys))
+def spm_analyzer_name(codebook: str) -> str:
+  """Name of a codebook's SentencePiece analyzer (its asset is `<name>.spm_subid_vocab.tsv`)."""
+  return f"item_spm_{codebook}"
 
 
-def _static_width(x, fallback: int) -> int:
-  """Trailing dimension of a dense [B, W] input when known, else the configured fallback."""
-  if not isinstance(x, tf.sparse.SparseTensor) and x.shape.rank == 2 and x.shape[-1]:
-    return int(x.shape[-1])
-  if not fallback:
-    raise ValueError("preprocessing_fn: the width of a code feature is not in the schema "
-                     "(no fixed shape) and custom_config does not give it")
-  return int(fallback)
+def static_width(x, what: str) -> int:
+  """Trailing dimension of a dense [B, W] input, which the joined schema fixes."""
+  if isinstance(x, tf.sparse.SparseTensor) or x.shape.rank != 2 or x.shape[-1] is None:
+    raise ValueError(f"preprocessing_fn: {what} has no fixed shape in the schema; it needs one "
+                     f"(SemanticIdJoiner writes it, and the data step pads histories to "
+                     f"SplitConfig.history_length)")
+  return int(x.shape[-1])
 
 
 def _dense(x, default):
@@ -66,17 +46,8 @@ def _dense(x, default):
   return tf.reshape(x, [-1])
 
 
-def _fixed_history(flat, n: int, width: int, default) -> tf.Tensor:
-  """History values, flattened per example, -> [B, n, width] ([B, n] when width is 1).
-
-  `flat` is either dense [B, n*width] (the pipeline's padded histories) or var-length
-  [B, k*width] with k <= n items (padded here, at the end). Padding to n*width first and
-  reshaping after never depends on the batch's values (tf.Transform also traces this with
-  placeholder batches).
-  """
-  if isinstance(flat, tf.sparse.SparseTensor):
-    flat = tf.RaggedTensor.from_sparse(flat).to_tensor(default_value=default,
-                                                       shape=[None, n * width])
+def _history(flat, n: int, width: int) -> tf.Tensor:
+  """History values [B, n*width], flattened per example, -> [B, n, width] ([B, n] if width 1)."""
   return tf.reshape(flat, [-1, n, width]) if width > 1 else tf.reshape(flat, [-1, n])
 
 
@@ -86,59 +57,56 @@ def _vocab_token(x: tf.Tensor, name: str) -> tf.Tensor:
 
 
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:
-  c = custom_config
-  n = int(c["history_length"])
-  levels = _static_width(inputs[RAW_SID], int(c.get("levels", 0)))
+  settings = TransformSettings.from_custom_config(custom_config)
+  n = static_width(inputs[S.HISTORY_ITEM_IDS], S.HISTORY_ITEM_IDS)
   out = {}
 
-  out[F.USER_ID] = _vocab_token(_dense(inputs[RAW_USER_ID], b""), USER_VOCABS[F.USER_ID])
-  out[F.USER_AGE] = _vocab_token(tf.strings.as_string(_dense(inputs[RAW_AGE], 0)),
+  out[F.USER_ID] = _vocab_token(_dense(inputs[S.USER_ID], b""), USER_VOCABS[F.USER_ID])
+  out[F.USER_AGE] = _vocab_token(tf.strings.as_string(_dense(inputs[S.USER_AGE], 0)),
                                  USER_VOCABS[F.USER_AGE])
-  out[F.USER_GENDER] = _vocab_token(_dense(inputs[RAW_GENDER], b""), USER_VOCABS[F.USER_GENDER])
-  out[F.USER_OCCUPATION] = _vocab_token(_dense(inputs[RAW_OCCUPATION], b""),
+  out[F.USER_GENDER] = _vocab_token(_dense(inputs[S.USER_GENDER], b""),
+                                    USER_VOCABS[F.USER_GENDER])
+  out[F.USER_OCCUPATION] = _vocab_token(_dense(inputs[S.USER_OCCUPATION], b""),
                                         USER_VOCABS[F.USER_OCCUPATION])
 
-  item_id = _dense(inputs[RAW_ITEM_ID], b"")
-  history_ids = _fixed_history(inputs[RAW_HISTORY_IDS], n, 1, b"")
-  history_mask = tf.cast(tf.not_equal(history_ids, b""), tf.float32)
-  out[F.HISTORY_MASK] = history_mask
-  if c.get("item_keys"):
-    out[F.ITEM_KEY] = item_id
-    out[F.history_name(F.ITEM_KEY)] = history_ids
+  item_id = _dense(inputs[S.ITEM_ID], b"")
+  history_ids = _history(inputs[S.HISTORY_ITEM_IDS], n, 1)
+  out[F.HISTORY_MASK] = tf.cast(tf.not_equal(history_ids, S.HISTORY_PAD), tf.float32)
+  # Raw ids, for representations that look item content up in the model's graph.
+  out[F.ITEM_KEY] = item_id
+  out[F.history_name(F.ITEM_KEY)] = history_ids
 
-  rows = int(c["random_id_rows"])
+  rows = settings.random_id_rows
   out[F.ITEM_RANDOM_ID] = tf.strings.to_hash_bucket_fast(item_id, rows)
   out[F.history_name(F.ITEM_RANDOM_ID)] = tf.strings.to_hash_bucket_fast(history_ids, rows)
 
   # Item-ID vocabulary over training items; unseen items fall into the OOV buckets.
-  oov = int(c["item_oov_buckets"])
+  oov = settings.item_oov_buckets
   vocab_path = tft.vocabulary(item_id, vocab_filename=ITEM_VOCAB)
   out[F.ITEM_VOCAB_ID] = tft.apply_vocabulary(item_id, vocab_path, num_oov_buckets=oov)
   out[F.history_name(F.ITEM_VOCAB_ID)] = tft.apply_vocabulary(
       history_ids, vocab_path, num_oov_buckets=oov)
 
-  sid = tf.cast(inputs[RAW_SID], tf.int64)
-  out[F.ITEM_SID] = sid
-  history_sid = _fixed_history(inputs[RAW_HISTORY_SID], n, levels, 0)
-  out[F.history_name(F.ITEM_SID)] = history_sid
+  for codebook in S.codebooks_in(inputs):
+    codes = tf.cast(inputs[S.item_codes(codebook)], tf.int64)
+    width = static_width(codes, S.item_codes(codebook))
+    history_codes = _history(tf.cast(inputs[S.history_codes(codebook)], tf.int64), n, width)
+    out[F.item_codes(codebook)] = codes
+    out[F.history_name(F.item_codes(codebook))] = history_codes
+    if codebook not in settings.spm_codebooks:
+      continue
+    # SentencePiece sub-IDs: the analyzer trains on the training split's SIDs (one per
+    # example, so impressed items weighted by interactions); segmentation is core TF ops over
+    # its asset.
+    asset = spm_analyzer.spm_subid_vocabulary(
+        codes, levels=width, codebook_size=settings.codebook_sizes[codebook],
+        vocab_size=settings.spm_vocab_size, name=spm_analyzer_name(codebook))
+    out[F.item_spm_tokens(codebook)] = spm_analyzer.segment_sids(codes, asset)
+    history_tokens = spm_analyzer.segment_sids(tf.reshape(history_codes, [-1, width]), asset)
+    out[F.history_name(F.item_spm_tokens(codebook))] = tf.reshape(history_tokens,
+                                                                  [-1, n, width])
 
-  # SentencePiece sub-IDs: the analyzer trains on the training split's SIDs (one per example,
-  # so impressed items weighted by interactions); segmentation is core TF ops over its asset.
-  asset = spm_analyzer.spm_subid_vocabulary(
-      sid, levels=levels, codebook_size=int(c["codebook_size"]),
-      vocab_size=int(c["spm_vocab_size"]), name=SPM_ANALYZER_NAME)
-  out[F.ITEM_SPM_TOKENS] = spm_analyzer.segment_sids(sid, asset)
-  history_tokens = spm_analyzer.segment_sids(tf.reshape(history_sid, [-1, levels]), asset)
-  out[F.history_name(F.ITEM_SPM_TOKENS)] = tf.reshape(history_tokens, [-1, n, levels])
-
-  if RAW_MOC in inputs:
-    m = _static_width(inputs[RAW_MOC], int(c.get("moc_codebooks", 0)))
-    out[F.ITEM_MOC_CODES] = tf.cast(inputs[RAW_MOC], tf.int64)
-    out[F.history_name(F.ITEM_MOC_CODES)] = _fixed_history(inputs[RAW_HISTORY_MOC], n, m, 0)
-  if RAW_EMBEDDING in inputs:
-    out[F.ITEM_EMBEDDING] = tf.cast(inputs[RAW_EMBEDDING], tf.float32)
-
-  out[F.LABEL] = tf.cast(_dense(inputs["label"], 0), tf.float32)
+  out[F.LABEL] = tf.cast(_dense(inputs[S.LABEL], 0), tf.float32)
   # Passed through for TFMA slicing (new vs seen items).
-  out[ITEM_COHORT] = _dense(inputs[ITEM_COHORT], b"")
+  out[S.ITEM_COHORT] = _dense(inputs[S.ITEM_COHORT], b"")
   return out

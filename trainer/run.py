@@ -4,7 +4,7 @@
     themselves (read_transformed); only the features this representation reads
       -> SidRankingModel (TFRS, DCN-v2) fit for RankingConfig.epochs, TensorBoard logs
       -> SavedModel with the transform graph, the model and the item tables
-         (serving/signatures.py) in fn_args.serving_model_dir
+         (trainer/signatures.py) in fn_args.serving_model_dir
       -> train_stats.json in fn_args.model_run_dir (throughput, table sizes, Keras eval)
 
 Table sizes come from the data: user vocabularies and the item-id vocabulary from the
@@ -14,6 +14,7 @@ the transformed schema (tft records the segmenter's domain).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -24,37 +25,34 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_transform.tf_metadata import schema_utils
 
-from tfx_pipeline.config import RankingConfig, from_json, to_json
+from contracts import trainer_io
 from trainer import item_tables as item_tables_lib
 from trainer import preprocessing as P
+from trainer import signatures
 from trainer.model import features as F
 from trainer.model import ranking
 
-TRAIN_STATS = "train_stats.json"
-ITEM_TABLES = "item_tables"  # components/ranking_trainer/executor.py
 
-
-def trainer_custom_config(ranking_config: RankingConfig, codebook_size: int,
-                          moc_codebook_size: int = 0) -> Dict[str, Any]:
-  """SidRankingTrainer's `custom_config` (the executor adds the item-table URIs)."""
-  return {"ranking": to_json(ranking_config), "codebook_size": int(codebook_size),
-          "moc_codebook_size": int(moc_codebook_size or codebook_size)}
-
-
-def vocab_sizes(tft_output: tft.TFTransformOutput, tables: item_tables_lib.ItemTables,
-                codebook_size: int, moc_codebook_size: int) -> F.VocabSizes:
-  """Table sizes from the transform output and the item tables (see VocabSizes)."""
+def vocab_sizes(tft_output: tft.TFTransformOutput, inputs: trainer_io.TrainerInputs,
+                tables: item_tables_lib.ItemTables) -> F.VocabSizes:
+  """Table sizes from the transform output, the codes' artifacts and the item tables."""
   user = {name: tft_output.vocabulary_size_by_name(vocab) + 1  # + the OOV token 0
           for name, vocab in P.USER_VOCABS.items()}
+  transformed = tft_output.transformed_feature_spec()
+  codebooks = {}
+  for name, codes in inputs.codes.items():
+    spm = F.item_spm_tokens(name)
+    codebooks[name] = F.CodebookSizes(
+        code_columns=codes.code_columns, codebook_size=codes.codebook_size,
+        spm_vocab_size=(tft_output.num_buckets_for_transformed_feature(spm)
+                        if spm in transformed else 0))
+  mask = transformed.get(F.HISTORY_MASK)
+  history_length = int(mask.shape[0]) if mask is not None else 0
   return F.VocabSizes(
       user_id=user[F.USER_ID], user_age=user[F.USER_AGE], user_gender=user[F.USER_GENDER],
       user_occupation=user[F.USER_OCCUPATION],
-      num_items=tft_output.vocabulary_size_by_name(P.ITEM_VOCAB),
-      sid_levels=tables.sid_levels, sid_codebook_size=int(codebook_size),
-      moc_codebooks=tables.moc_codebooks,
-      moc_codebook_size=int(moc_codebook_size) if tables.moc_codebooks else 0,
-      spm_vocab_size=tft_output.num_buckets_for_transformed_feature(F.ITEM_SPM_TOKENS),
-      spm_max_pieces=tables.sid_levels, content_dim=tables.content_dim)
+      num_items=tft_output.vocabulary_size_by_name(P.ITEM_VOCAB), codebooks=codebooks,
+      content_dim=tables.content_dim, history_length=history_length)
 
 
 def _feature_spec(tft_output, names) -> Dict[str, Any]:
@@ -63,8 +61,9 @@ def _feature_spec(tft_output, names) -> Dict[str, Any]:
   spec = schema_utils.schema_as_feature_spec(schema).feature_spec
   missing = set(names) - set(spec)
   if missing:
-    raise ValueError(f"the transformed examples lack {sorted(missing)}; was Transform run with "
-                     f"custom_config item_keys=True for a content representation?")
+    raise ValueError(f"the transformed examples lack {sorted(missing)}: was Transform run with "
+                     f"trainer.preprocessing.preprocessing_fn over every codebook this "
+                     f"representation reads?")
   return {name: spec[name] for name in sorted(names)}
 
 
@@ -92,7 +91,6 @@ class _CountExamples:
 SHUFFLE_RECORDS = 10_000
 # Packed chunks in the shuffle buffer of a read (~32k examples at 128 per chunk).
 SHUFFLE_CHUNKS = 256
-PACKED_INPUT = "packed_input"  # fn_args.custom_config key set by SidRankingTrainer's executor
 # Batches the reshuffle of cached batches draws from (epoch 1 waits for this many to parse).
 CACHE_SHUFFLE_BATCHES = 64
 
@@ -187,20 +185,20 @@ def make_input(files, tft_output, names, batch_size: int, *, shuffle: bool,
 
 def run_fn(fn_args) -> None:
   """TFX Trainer entry point."""
-  custom = fn_args.custom_config
-  config = from_json(RankingConfig, custom["ranking"])
+  config = trainer_io.TrainerSettings.from_custom_config(fn_args.custom_config).ranking
+  inputs = trainer_io.TrainerInputs.from_custom_config(fn_args.custom_config)
   tf.keras.utils.set_random_seed(config.seed)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
-  tables = item_tables_lib.load_item_tables(**custom[ITEM_TABLES])
-  sizes = vocab_sizes(tft_output, tables, custom["codebook_size"], custom["moc_codebook_size"])
+  tables = item_tables_lib.load_item_tables(inputs)
+  sizes = vocab_sizes(tft_output, inputs, tables)
 
   model = ranking.build_ranking_model(config, sizes)
-  names = set(model.input_signature(config.history_length)) | {F.LABEL}
+  names = set(model.input_signature()) | {F.LABEL}
   content = tables if F.ITEM_EMBEDDING in names else None
   counter = _CountExamples()
   # ExamplePacker's chunks when the DAG has them (SidRankingTrainer's executor then points
   # train_files / eval_files at them), else Transform's examples.
-  packed = bool(custom.get(PACKED_INPUT))
+  packed = inputs.packed
   train = make_input(fn_args.train_files, tft_output, names, config.batch_size,
                      shuffle=True, seed=config.seed, tables=content, counter=counter,
                      cache=config.input_cache == "memory", packed=packed)
@@ -214,9 +212,7 @@ def run_fn(fn_args) -> None:
   examples = int(counter.count.numpy())
   metrics = model.evaluate(evaluation, return_dict=True, verbose=0)
 
-  from serving import signatures  # pylint: disable=g-import-not-at-top
-  signatures.export_serving_model(model, tft_output, tables, fn_args.serving_model_dir,
-                                  config.history_length)
+  signatures.export_serving_model(model, tft_output, tables, fn_args.serving_model_dir)
   report = model.table_report()
   stats = {
       "representation": config.representation, "seed": config.seed, "epochs": config.epochs,
@@ -228,10 +224,10 @@ def run_fn(fn_args) -> None:
       "table_rows": int(report["item_table_rows"]), "user_table_rows": report["user_table_rows"],
       "item_tables": report["item_tables"],
       "keras_eval": {k: float(v) for k, v in metrics.items()},
-      "vocab_sizes": {k: int(v) for k, v in vars(sizes).items()},
+      "vocab_sizes": dataclasses.asdict(sizes),
   }
   os.makedirs(fn_args.model_run_dir, exist_ok=True)
-  path = os.path.join(fn_args.model_run_dir, TRAIN_STATS)
+  path = os.path.join(fn_args.model_run_dir, trainer_io.TRAIN_STATS_FILE)
   with tf.io.gfile.GFile(path + ".tmp", "w") as f:
     f.write(json.dumps(stats, indent=2, sort_keys=True))
   tf.io.gfile.rename(path + ".tmp", path, overwrite=True)

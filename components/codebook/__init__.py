@@ -1,5 +1,6 @@
 """Codebook trainers: semantic IDs from item content embeddings.
 
+The methods are registered in contracts/registry/codebook_methods.py:
 - `RqVaeCodebook` (rqvae.py): RQ-VAE, L levels x K codes (Singh et al. 2024).
 - `MixtureOfCodesCodebook` (moc.py): M parallel codebooks, decoder on their mean (Zhang et al.).
 - `RqKMeansCodebook` (rqkmeans.py): residual k-means on the raw embeddings (cheap baseline).

@@ -36,7 +36,7 @@ import tensorflow as tf
 from components.codebook import base
 from components.codebook import kmeans as kmeans_lib
 from components.codebook import quantizer as quantizer_lib
-from tfx_pipeline.config import CodebookConfig
+from contracts.config import CodebookConfig
 
 
 def _glorot(shape, seed):

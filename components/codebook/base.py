@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from tfx_pipeline.config import CodebookConfig
+from contracts.config import CodebookConfig
 
 # Items per call of the inference function. 2-4k rows keep the [chunk, K] distance matrices in
 # cache: measured ~1.3x faster assignment than 16-32k rows on 2 cores.

@@ -6,7 +6,7 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from components.codebook import CodebookInputError
 from components.codebook import metrics
-from components.codebook import synthetic
+from tests.fixtures import embeddings as synthetic
 from components.codebook.conftest import METHODS, fast_config
 from components.codebook.train import make_codebook, train_codebook
 

@@ -1,15 +1,12 @@
 """Shared fixtures for the codebook tests: small synthetic data and fast settings."""
 
-import os
+import pytest
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from contracts.config import CodebookConfig
+from contracts.registry import codebook_methods
+from tests.fixtures import embeddings as synthetic
 
-import pytest  # pylint: disable=g-import-not-at-top
-
-from components.codebook import synthetic  # pylint: disable=g-import-not-at-top
-from tfx_pipeline.config import CodebookConfig  # pylint: disable=g-import-not-at-top
-
-METHODS = ("rqvae", "moc", "rqkmeans")
+METHODS = codebook_methods.NAMES
 
 
 def fast_config(method: str = "rqvae", **changes) -> CodebookConfig:

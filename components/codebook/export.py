@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from components.codebook import base
+from contracts.codebook_io import (ASSIGN_SIGNATURE, CODES_OUTPUT, EMBEDDINGS_INPUT,
+                                   RECONSTRUCTION_OUTPUT, SERVING_SIGNATURE)
 
-SERVING_SIGNATURE = "serving_default"
-ASSIGN_SIGNATURE = "assign"
 METADATA_FILE = os.path.join("assets.extra", "codebook.json")
 
 
@@ -35,17 +35,17 @@ class _ExportModule(tf.Module):
   def __init__(self, model: tf.Module, input_dim: int):
     super().__init__(name="codebook")
     self.model = model
-    spec = tf.TensorSpec([None, input_dim], tf.float32, name="embeddings")
+    spec = tf.TensorSpec([None, input_dim], tf.float32, name=EMBEDDINGS_INPUT)
 
     @tf.function(input_signature=[spec])
     def serve(embeddings):
       out = model.infer(embeddings)
-      return {"codes": tf.cast(out["codes"], tf.int64),
-              "reconstruction": tf.cast(out["reconstruction"], tf.float32)}
+      return {CODES_OUTPUT: tf.cast(out["codes"], tf.int64),
+              RECONSTRUCTION_OUTPUT: tf.cast(out["reconstruction"], tf.float32)}
 
     @tf.function(input_signature=[spec])
     def assign(embeddings):
-      return {"codes": tf.cast(model.codes(embeddings), tf.int64)}
+      return {CODES_OUTPUT: tf.cast(model.codes(embeddings), tf.int64)}
 
     self.serve = serve
     self.assign = assign
@@ -113,7 +113,7 @@ class LoadedCodebook:
     if tf.io.gfile.exists(meta_path):
       with tf.io.gfile.GFile(meta_path) as f:
         self.metadata = json.load(f)
-    spec = self._serve.structured_input_signature[1]["embeddings"]
+    spec = self._serve.structured_input_signature[1][EMBEDDINGS_INPUT]
     self.input_dim = int(spec.shape[1])
 
   def _run(self, fn, embeddings, key):
@@ -123,10 +123,10 @@ class LoadedCodebook:
     return np.concatenate(outs, axis=0)
 
   def assign(self, embeddings) -> np.ndarray:
-    return self._run(self._assign or self._serve, embeddings, "codes").astype(np.int64)
+    return self._run(self._assign or self._serve, embeddings, CODES_OUTPUT).astype(np.int64)
 
   def reconstruct(self, embeddings) -> np.ndarray:
-    return self._run(self._serve, embeddings, "reconstruction")
+    return self._run(self._serve, embeddings, RECONSTRUCTION_OUTPUT)
 
 
 def load_codebook(export_dir: str) -> LoadedCodebook:

@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.metrics import normalized_mutual_info_score
 
 from components.codebook import kmeans
-from components.codebook import synthetic
+from tests.fixtures import embeddings as synthetic
 
 
 def test_kmeans_recovers_separated_clusters():

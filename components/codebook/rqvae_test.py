@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from components.codebook import metrics
-from components.codebook import synthetic
+from tests.fixtures import embeddings as synthetic
 from components.codebook.conftest import fast_config
 from components.codebook.rqvae import RqVaeCodebook
 
@@ -68,7 +68,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
-from components.codebook import synthetic
+from tests.fixtures import embeddings as synthetic
 from components.codebook.conftest import fast_config
 from components.codebook.rqvae import RqVaeCodebook
 x, labels = synthetic.clustered(n=600, num_clusters=8, dim=32, spread=0.5, seed=0)

@@ -18,22 +18,16 @@ import numpy as np
 
 from components.codebook import base
 from components.codebook import metrics as metrics_lib
-from tfx_pipeline.config import CodebookConfig
+from contracts.config import CodebookConfig
+from contracts.registry import codebook_methods
+from contracts.registry import resolve
 
 
 def make_codebook(config: CodebookConfig, strategy=None) -> base.Codebook:
-  """An untrained codebook of `config.method`."""
-  # pylint: disable=g-import-not-at-top
-  if config.method == "rqvae":
-    from components.codebook.rqvae import RqVaeCodebook
-    return RqVaeCodebook(config, strategy=strategy)
-  if config.method == "moc":
-    from components.codebook.moc import MixtureOfCodesCodebook
-    return MixtureOfCodesCodebook(config, strategy=strategy)
-  if config.method == "rqkmeans":
-    from components.codebook.rqkmeans import RqKMeansCodebook
-    return RqKMeansCodebook(config)
-  raise ValueError(f"unknown codebook method {config.method!r}")
+  """An untrained codebook of `config.method` (contracts/registry/codebook_methods.py)."""
+  method = codebook_methods.get(config.method)
+  codebook_class = resolve(method.codebook_class)
+  return codebook_class(config, strategy=strategy) if method.distributed else codebook_class(config)
 
 
 def train_codebook(embeddings: np.ndarray,

@@ -18,7 +18,7 @@ def __getattr__(name):
     from components.content_embedder import executor  # pylint: disable=g-import-not-at-top
     return executor.Executor
   if name in ("EmbeddingValidationError", "load_item_embeddings"):
-    from components.content_embedder import embeddings_io  # pylint: disable=g-import-not-at-top
+    from contracts import embeddings_io  # pylint: disable=g-import-not-at-top
     return getattr(embeddings_io, name)
   if name == "MiniLmEncoder":
     from components.content_embedder import minilm  # pylint: disable=g-import-not-at-top

@@ -3,7 +3,7 @@
     from components.content_embedder import ContentEmbedder
     content_embedder = ContentEmbedder(
         catalog=catalog_gen.outputs["examples"],   # Examples with split "items"
-        embedding_config=config.embedding)          # tfx_pipeline.config.EmbeddingConfig
+        embedding_config=config.embedding)          # contracts.config.EmbeddingConfig
     content_embedder.outputs["item_embeddings"]     # sidrec.ItemEmbeddings
 
 The whole `EmbeddingConfig` is one JSON string exec property, so any changed setting
@@ -18,32 +18,10 @@ from typing import Union
 from tfx import types
 from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
-from tfx.types import standard_artifacts
-from tfx.types.component_spec import ChannelParameter
-from tfx.types.component_spec import ExecutionParameter
-
-from components import artifacts
 from components.content_embedder import executor
-from components.content_embedder.executor import CATALOG_KEY
-from components.content_embedder.executor import EMBEDDING_CONFIG_KEY
-from components.content_embedder.executor import ITEM_EMBEDDINGS_KEY
-from tfx_pipeline import config as config_lib
-
-
-class ContentEmbedderSpec(types.ComponentSpec):
-  """ComponentSpec of ContentEmbedder."""
-
-  PARAMETERS = {
-      # tfx_pipeline.config.to_json(EmbeddingConfig(...)).
-      EMBEDDING_CONFIG_KEY: ExecutionParameter(type=str),
-  }
-  INPUTS = {
-      # tf.Examples {item_id: bytes, text: bytes, ...} in split "items".
-      CATALOG_KEY: ChannelParameter(type=standard_artifacts.Examples),
-  }
-  OUTPUTS = {
-      ITEM_EMBEDDINGS_KEY: ChannelParameter(type=artifacts.ItemEmbeddings),
-  }
+from components.content_embedder.spec import ContentEmbedderSpec
+from contracts import artifacts
+from contracts import config as config_lib
 
 
 class ContentEmbedder(base_beam_component.BaseBeamComponent):
@@ -52,7 +30,7 @@ class ContentEmbedder(base_beam_component.BaseBeamComponent):
   Output `item_embeddings` (sidrec.ItemEmbeddings): GZIP TFRecords of tf.Examples
   {item_id, embedding} under `<uri>/embeddings/`, `<uri>/metadata.json`, custom properties
   `dimension`, `count`, `encoder`. Load with
-  `components.content_embedder.embeddings_io.load_item_embeddings(uri)`.
+  `contracts.embeddings_io.load_item_embeddings(uri)`.
   """
 
   SPEC_CLASS = ContentEmbedderSpec
@@ -65,7 +43,7 @@ class ContentEmbedder(base_beam_component.BaseBeamComponent):
 
     Args:
       catalog: Examples channel whose split "items" holds one tf.Example per catalog item.
-      embedding_config: an `EmbeddingConfig` or its JSON (`tfx_pipeline.config.to_json`);
+      embedding_config: an `EmbeddingConfig` or its JSON (`contracts.config.to_json`);
         default `EmbeddingConfig()` (MiniLM). Checked here, so a bad setting fails at pipeline
         construction rather than at run time.
     """

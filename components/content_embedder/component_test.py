@@ -10,11 +10,11 @@ from tfx.proto import example_gen_pb2
 from tfx.types import channel_utils
 from tfx.types import standard_artifacts
 
-from components import artifacts
+from contracts import artifacts
 from components.content_embedder import ContentEmbedder
 from components.content_embedder import component
 from components.content_embedder import executor
-from tfx_pipeline import config as config_lib
+from contracts import config as config_lib
 
 # tfx/orchestration/kubeflow/v2/compiler_utils.py _SCHEMA_TITLE_RE
 KFP_TYPE_NAME = re.compile(r"^[a-z][a-z0-9-_]{2,20}[.][A-Z][a-zA-Z0-9-_]{2,49}$")
@@ -116,7 +116,7 @@ def test_local_dag_runner_import_example_gen_to_item_embeddings(tmp_path):
   import tensorflow as tf
   from ml_metadata.proto import metadata_store_pb2
 
-  from components.content_embedder import embeddings_io
+  from contracts import embeddings_io
   items = {"i1": "A kitten sleeps on the sofa.", "i2": "A small cat naps on the couch.",
            "i3": "Interest rates rose again."}
   catalog_dir = tmp_path / "data" / "catalog" / "items"

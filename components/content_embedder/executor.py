@@ -34,18 +34,17 @@ from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components.content_embedder import embeddings_io
-from components.content_embedder.embeddings_io import EmbeddingValidationError
-from tfx_pipeline import config as config_lib
+from components.content_embedder.spec import CATALOG_KEY
+from components.content_embedder.spec import EMBEDDING_CONFIG_KEY
+from components.content_embedder.spec import ITEM_EMBEDDINGS_KEY
+from contracts import config as config_lib
+from contracts import embeddings_io
+from contracts import schema
+from contracts.embeddings_io import EmbeddingValidationError
 
-# Keys of the component spec (shared with component.py).
-CATALOG_KEY = "catalog"
-ITEM_EMBEDDINGS_KEY = "item_embeddings"
-EMBEDDING_CONFIG_KEY = "embedding_config"
-
-CATALOG_SPLIT = "items"
-ITEM_ID = "item_id"
-TEXT = "text"
+CATALOG_SPLIT = schema.CATALOG_SPLIT
+ITEM_ID = schema.ITEM_ID
+TEXT = schema.TEXT
 ENCODERS = ("minilm", "precomputed")
 PRECOMPUTED_ENCODER_NAME = "precomputed"
 REPORT_FILE = "report.json"
@@ -69,7 +68,7 @@ _ERRORS = {
 _WARNINGS = {"not_in_catalog": "embedding ids not in the catalog (dropped)"}
 _FIXES = {
     "catalog_bad_record": "every catalog tf.Example needs a non-empty bytes 'item_id' and, for the "
-                          "MiniLM encoder, a bytes 'text' (see tfx_pipeline/data/schema.py)",
+                          "MiniLM encoder, a bytes 'text' (see contracts/schema.py)",
     "duplicate_catalog": "make catalog item ids unique",
     "bad_record": "write tf.Examples {item_id: bytes, embedding: float list}",
     "missing": "add embeddings for these items (or remove them from the catalog)",

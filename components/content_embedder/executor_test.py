@@ -12,11 +12,11 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
-from components import artifacts
-from components.content_embedder import embeddings_io
+from contracts import artifacts
+from contracts import embeddings_io
 from components.content_embedder import executor
-from components.content_embedder.embeddings_io import EmbeddingValidationError
-from tfx_pipeline import config as config_lib
+from contracts.embeddings_io import EmbeddingValidationError
+from contracts import config as config_lib
 
 BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 TEXTS = {

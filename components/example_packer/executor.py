@@ -25,20 +25,8 @@ from tfx import types
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-NUM_EXAMPLES = "num_examples"  # int64 feature of every chunk: its number of examples
-CHUNK_SIZE_KEY = "chunk_size"
-FILE_PREFIX = "chunks"
-FILE_SUFFIX = ".tfrecord"
-SPLIT_NAMES_KEY = "split_names"  # custom property: no sidrec type declares PROPERTIES
-
-
-def split_names(packed: types.Artifact) -> List[str]:
-  return artifact_utils.decode_split_names(packed.get_string_custom_property(SPLIT_NAMES_KEY))
-
-
-def split_uri(packed: types.Artifact, split: str) -> str:
-  """Where a split's chunks are: the Examples layout, `<uri>/Split-<split>`."""
-  return os.path.join(packed.uri, f"Split-{split}")
+from components.example_packer import spec
+from contracts import packed_examples_io as layout
 
 
 def fingerprint(record: bytes) -> int:
@@ -75,7 +63,7 @@ class PackChunkFn(beam.DoFn):
     except tf.errors.InvalidArgumentError as e:
       raise ValueError(f"ExamplePacker: split {self._split!r}: an example does not match the "
                        f"transformed schema ({e.message.splitlines()[0]})") from e
-    feature = {NUM_EXAMPLES: tf.train.Feature(
+    feature = {layout.NUM_EXAMPLES: tf.train.Feature(
         int64_list=tf.train.Int64List(value=[len(records)]))}
     for name, tensor in parsed.items():
       values = tensor.numpy().reshape(-1)
@@ -98,21 +86,21 @@ class Executor(base_beam_executor.BaseBeamExecutor):
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    examples = artifact_utils.get_single_instance(input_dict["examples"])
-    graph_uri = artifact_utils.get_single_uri(input_dict["transform_graph"])
-    output = artifact_utils.get_single_instance(output_dict["packed_examples"])
-    chunk_size = int(exec_properties[CHUNK_SIZE_KEY])
+    examples = artifact_utils.get_single_instance(input_dict[spec.EXAMPLES_KEY])
+    graph_uri = artifact_utils.get_single_uri(input_dict[spec.TRANSFORM_GRAPH_KEY])
+    output = artifact_utils.get_single_instance(output_dict[spec.PACKED_EXAMPLES_KEY])
+    chunk_size = int(exec_properties[spec.CHUNK_SIZE_KEY])
     if chunk_size < 1:
       raise ValueError(f"ExamplePacker: chunk_size must be >= 1, got {chunk_size}")
     packable_spec(graph_uri)  # fail before Beam starts
     splits = artifact_utils.decode_split_names(examples.split_names)
-    output.set_string_custom_property(SPLIT_NAMES_KEY,
+    output.set_string_custom_property(layout.SPLIT_NAMES_PROPERTY,
                                       artifact_utils.encode_split_names(splits))
-    output.set_int_custom_property(CHUNK_SIZE_KEY, chunk_size)
+    output.set_int_custom_property(layout.CHUNK_SIZE_PROPERTY, chunk_size)
     with self._make_beam_pipeline() as pipeline:
       for split in splits:
         source = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
-        target = os.path.join(split_uri(output, split), FILE_PREFIX)
+        target = os.path.join(layout.split_uri(output, split), layout.FILE_PREFIX)
         records = pipeline | f"Read[{split}]" >> beam.io.ReadFromTFRecord(source)
         count = records | f"Count[{split}]" >> beam.combiners.Count.Globally()
         _ = (records
@@ -120,4 +108,5 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                                            chunk_size)
              | f"Group[{split}]" >> beam.GroupByKey()
              | f"Pack[{split}]" >> beam.ParDo(PackChunkFn(graph_uri, split))
-             | f"Write[{split}]" >> beam.io.WriteToTFRecord(target, file_name_suffix=FILE_SUFFIX))
+             | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+                 target, file_name_suffix=layout.FILE_SUFFIX))

@@ -8,8 +8,9 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
-from components import artifacts
 from components.example_packer import executor
+from contracts import artifacts
+from contracts import packed_examples_io
 from trainer import run as trainer_run
 
 ROWS = {"train": 300, "eval": 45}
@@ -67,10 +68,10 @@ def _spec(graph):
 
 def test_every_example_once_with_its_values_in_random_chunks(tmp_path):
   packed, graph = _run(tmp_path)
-  assert executor.split_names(packed) == ["train", "eval"]
+  assert packed_examples_io.split_names(packed) == ["train", "eval"]
   assert packed.get_int_custom_property("chunk_size") == 16
   for split, n in ROWS.items():
-    files = [os.path.join(executor.split_uri(packed, split), "*")]
+    files = [os.path.join(packed_examples_io.split_uri(packed, split), "*")]
     batches = list(trainer_run.read_packed(files, _spec(graph), 32, shuffle=True, seed=1))
     rows = [int(r) for b in batches for r in b["row"].numpy().reshape(-1)]
     assert sorted(rows) == list(range(n))
@@ -83,7 +84,7 @@ def test_every_example_once_with_its_values_in_random_chunks(tmp_path):
     # Chunks are random samples of the split, not runs of consecutive records.
     chunks = [tf.train.Example.FromString(rec.numpy()) for rec in
               tf.data.TFRecordDataset(glob.glob(files[0]))]
-    sizes = [c.features.feature[executor.NUM_EXAMPLES].int64_list.value[0] for c in chunks]
+    sizes = [c.features.feature[packed_examples_io.NUM_EXAMPLES].int64_list.value[0] for c in chunks]
     assert sum(sizes) == n and len(chunks) >= n // 16 // 2
     first = list(chunks[0].features.feature["row"].int64_list.value)
     assert first != list(range(first[0], first[0] + len(first)))
@@ -93,10 +94,10 @@ def test_packing_is_deterministic_and_reads_are_per_seed(tmp_path):
   a, graph = _run(tmp_path, "a")
   b, _ = _run(tmp_path, "b")
   def content(packed):
-    files = sorted(glob.glob(os.path.join(executor.split_uri(packed, "train"), "*")))
+    files = sorted(glob.glob(os.path.join(packed_examples_io.split_uri(packed, "train"), "*")))
     return sorted(r.numpy() for r in tf.data.TFRecordDataset(files))
   assert content(a) == content(b)
-  files = [os.path.join(executor.split_uri(a, "train"), "*")]
+  files = [os.path.join(packed_examples_io.split_uri(a, "train"), "*")]
   def order(seed):
     return [int(r) for batch in trainer_run.read_packed(files, _spec(graph), 32, shuffle=True,
                                                         seed=seed)

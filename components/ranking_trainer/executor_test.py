@@ -1,4 +1,4 @@
-"""SidRankingTrainer: the stock Trainer's fn_args plus the item-table URIs for run_fn."""
+"""SidRankingTrainer: the stock Trainer's fn_args plus the TrainerInputs run_fn reads."""
 import json
 
 import pytest
@@ -8,9 +8,11 @@ from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from components import artifacts
 from components.ranking_trainer import component
 from components.ranking_trainer import executor
+from components.ranking_trainer import spec
+from contracts import artifacts
+from contracts import trainer_io
 
 
 def _artifact(cls, uri, splits=None):
@@ -21,38 +23,21 @@ def _artifact(cls, uri, splits=None):
   return a
 
 
-def test_fn_args_carry_the_item_table_uris(tmp_path):
+def _codes(uri, columns, size):
+  a = _artifact(artifacts.SemanticIds, uri)
+  a.set_int_custom_property("code_columns", columns)
+  a.set_int_custom_property("codebook_size", size)
+  return a
+
+
+def _inputs_and_props(tmp_path, packed_splits=None, embeddings=False):
   examples = _artifact(standard_artifacts.Examples, str(tmp_path / "ex"), ["train", "eval"])
   inputs = {"examples": [examples],
             "transform_graph": [_artifact(standard_artifacts.TransformGraph, str(tmp_path / "tg"))],
-            "semantic_ids": [_artifact(artifacts.SemanticIds, str(tmp_path / "sids"))],
-            "item_embeddings": [_artifact(artifacts.ItemEmbeddings, str(tmp_path / "emb"))]}
-  outputs = {"model": [_artifact(standard_artifacts.Model, str(tmp_path / "model"))],
-             "model_run": [_artifact(standard_artifacts.ModelRun, str(tmp_path / "run"))]}
-  props = {"train_args": proto_utils.proto_to_json(trainer_pb2.TrainArgs()),
-           "eval_args": proto_utils.proto_to_json(trainer_pb2.EvalArgs()),
-           "run_fn": "trainer.run.run_fn", "custom_config": json.dumps({"ranking": "{}"})}
-  fn_args = executor.Executor()._GetFnArgs(inputs, outputs, props)
-  assert fn_args.custom_config["ranking"] == "{}"  # the user's config is kept
-  assert fn_args.custom_config[executor.ITEM_TABLES] == {
-      "semantic_ids_uri": str(tmp_path / "sids"), "item_embeddings_uri": str(tmp_path / "emb")}
-  assert fn_args.transform_output == str(tmp_path / "tg")
-  assert fn_args.train_files and fn_args.serving_model_dir.startswith(str(tmp_path / "model"))
-
-
-def test_component_has_the_trainer_spec_plus_item_inputs():
-  spec = component.SidRankingTrainerSpec
-  assert {"examples", "transform_graph", "semantic_ids", "moc_codes",
-          "item_embeddings"} <= set(spec.INPUTS)
-  assert set(spec.OUTPUTS) == {"model", "model_run"}  # Evaluator / Pusher take them as usual
-  assert not spec.INPUTS["semantic_ids"].optional and spec.INPUTS["moc_codes"].optional
-
-
-def _inputs_and_props(tmp_path, packed_splits=None):
-  examples = _artifact(standard_artifacts.Examples, str(tmp_path / "ex"), ["train", "eval"])
-  inputs = {"examples": [examples],
-            "transform_graph": [_artifact(standard_artifacts.TransformGraph, str(tmp_path / "tg"))],
-            "semantic_ids": [_artifact(artifacts.SemanticIds, str(tmp_path / "sids"))]}
+            "codes_rqvae": [_codes(str(tmp_path / "sids"), 3, 256)],
+            "codes_moc": [_codes(str(tmp_path / "moc"), 6, 128)]}
+  if embeddings:
+    inputs["item_embeddings"] = [_artifact(artifacts.ItemEmbeddings, str(tmp_path / "emb"))]
   if packed_splits:
     packed = _artifact(artifacts.PackedExamples, str(tmp_path / "packed"))
     packed.set_string_custom_property("split_names",
@@ -62,19 +47,42 @@ def _inputs_and_props(tmp_path, packed_splits=None):
              "model_run": [_artifact(standard_artifacts.ModelRun, str(tmp_path / "run"))]}
   props = {"train_args": proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"])),
            "eval_args": proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["eval"])),
-           "run_fn": "trainer.run.run_fn", "custom_config": json.dumps({"ranking": "{}"})}
+           "run_fn": "trainer.run.run_fn", "custom_config": json.dumps({"settings": "{}"})}
   return inputs, outputs, props
+
+
+def test_fn_args_carry_every_codebook_and_the_embeddings(tmp_path):
+  fn_args = executor.Executor()._GetFnArgs(*_inputs_and_props(tmp_path, embeddings=True))
+  assert fn_args.custom_config["settings"] == "{}"  # the DAG's settings are kept
+  inputs = trainer_io.TrainerInputs.from_custom_config(fn_args.custom_config)
+  assert inputs.codes == {
+      "moc": trainer_io.CodesInput(str(tmp_path / "moc"), 6, 128),
+      "rqvae": trainer_io.CodesInput(str(tmp_path / "sids"), 3, 256)}
+  assert inputs.item_embeddings_uri == str(tmp_path / "emb") and not inputs.packed
+  assert fn_args.transform_output == str(tmp_path / "tg")
+  assert fn_args.train_files and fn_args.serving_model_dir.startswith(str(tmp_path / "model"))
+
+
+def test_component_has_the_trainer_spec_plus_one_codes_input_per_codebook():
+  made = spec.trainer_spec(["rqvae", "aligned"])
+  assert {"examples", "transform_graph", "codes_rqvae", "codes_aligned",
+          "item_embeddings", "packed_examples"} <= set(made.INPUTS)
+  assert set(made.OUTPUTS) == {"model", "model_run"}  # Evaluator / Pusher take them as usual
+  assert not made.INPUTS["codes_rqvae"].optional and made.INPUTS["item_embeddings"].optional
+  with pytest.raises(ValueError, match="at least one codebook"):
+    component.SidRankingTrainer(examples=None, transform_graph=None, codes={},
+                                run_fn="trainer.run.run_fn", custom_config={})
 
 
 def test_packed_examples_become_the_run_fns_train_and_eval_files(tmp_path):
   fn_args = executor.Executor()._GetFnArgs(*_inputs_and_props(tmp_path, ["train", "eval"]))
   assert fn_args.train_files == [str(tmp_path / "packed" / "Split-train" / "*")]
   assert fn_args.eval_files == [str(tmp_path / "packed" / "Split-eval" / "*")]
-  assert fn_args.custom_config[executor.PACKED_INPUT] is True
-  # Without them run_fn reads Transform's examples, and is told nothing else.
+  assert trainer_io.TrainerInputs.from_custom_config(fn_args.custom_config).packed
+  # Without them run_fn reads Transform's examples.
   plain = executor.Executor()._GetFnArgs(*_inputs_and_props(tmp_path))
   assert plain.train_files == [str(tmp_path / "ex" / "Split-train" / "*")]
-  assert executor.PACKED_INPUT not in plain.custom_config
+  assert not trainer_io.TrainerInputs.from_custom_config(plain.custom_config).packed
 
 
 def test_packed_examples_without_a_split_name_it(tmp_path):

@@ -1,9 +1,5 @@
-"""Executor of SemanticIdAssigner.
+"""Executor of SemanticIdAssigner (output layout: contracts/semantic_ids_io.py).
 
-Output layout (`SemanticIds` artifact URI):
-  sids/part-*.tfrecord.gz   tf.Examples {item_id: bytes, codes: int64 list (C columns)}
-  stats.json                items, code_columns, unique_sids, unique_sid_ratio, colliding_items,
-                            max_items_per_sid, items_per_sid_histogram, per-column code_usage
 Beam reads the embedding shards, batches them, runs the codebook's `assign` signature in a DoFn
 that loads the SavedModel once per worker, and writes the shards; collision statistics are a
 Beam combine over the SIDs, so the same job scales out on a distributed runner.
@@ -20,12 +16,12 @@ from tfx import types
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components.content_embedder import embeddings_io
-
-SIDS_DIR = "sids"
-STATS_FILE = "stats.json"
-CODEBOOK_SAVED_MODEL_DIR = "saved_model"
-ASSIGN_SIGNATURE = "assign"
+from contracts import codebook_io
+from contracts import embeddings_io
+from contracts import semantic_ids_io as sids_io
+from components.semantic_id_assigner.spec import (BATCH_SIZE_KEY, CODEBOOK_KEY,
+                                                  CODEBOOK_NAME_KEY, DEFAULT_BATCH_SIZE,
+                                                  ITEM_EMBEDDINGS_KEY, SEMANTIC_IDS_KEY)
 
 
 class AssignCodesFn(beam.DoFn):
@@ -39,25 +35,22 @@ class AssignCodesFn(beam.DoFn):
   def setup(self):
     loaded = tf.saved_model.load(self._saved_model_dir)
     self._loaded = loaded  # keep the variables alive
-    self._assign = loaded.signatures[ASSIGN_SIGNATURE]
+    self._assign = loaded.signatures[codebook_io.ASSIGN_SIGNATURE]
     self._spec = {
-        "item_id": tf.io.FixedLenFeature([], tf.string),
-        "embedding": tf.io.FixedLenFeature([self._dimension], tf.float32),
+        embeddings_io.ITEM_ID_FEATURE: tf.io.FixedLenFeature([], tf.string),
+        embeddings_io.EMBEDDING_FEATURE: tf.io.FixedLenFeature([self._dimension], tf.float32),
     }
 
   def process(self, batch: List[bytes]) -> Iterable[Tuple[str, np.ndarray]]:
     parsed = tf.io.parse_example(tf.constant(batch), self._spec)
-    codes = self._assign(embeddings=parsed["embedding"])["codes"].numpy()
-    for item_id, row in zip(parsed["item_id"].numpy(), codes):
+    codes = self._assign(**{codebook_io.EMBEDDINGS_INPUT: parsed[
+        embeddings_io.EMBEDDING_FEATURE]})[codebook_io.CODES_OUTPUT].numpy()
+    for item_id, row in zip(parsed[embeddings_io.ITEM_ID_FEATURE].numpy(), codes):
       yield item_id.decode("utf-8"), row
 
 
 def _to_example(item: Tuple[str, np.ndarray]) -> bytes:
-  item_id, codes = item
-  return tf.train.Example(features=tf.train.Features(feature={
-      "item_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[item_id.encode()])),
-      "codes": tf.train.Feature(int64_list=tf.train.Int64List(value=codes.tolist())),
-  })).SerializeToString()
+  return sids_io.encode_codes(*item)
 
 
 class CollisionStatsFn(beam.CombineFn):
@@ -98,32 +91,21 @@ class CollisionStatsFn(beam.CombineFn):
     }
 
 
-def read_sids(uri: str) -> Dict[str, np.ndarray]:
-  """Loads a SemanticIds artifact: item_id -> int64 codes."""
-  files = sorted(tf.io.gfile.glob(os.path.join(uri, SIDS_DIR, "*")))
-  out = {}
-  for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-    example = tf.train.Example.FromString(record.numpy())
-    item_id = example.features.feature["item_id"].bytes_list.value[0].decode()
-    out[item_id] = np.array(example.features.feature["codes"].int64_list.value, np.int64)
-  return out
-
-
 class Executor(base_beam_executor.BaseBeamExecutor):
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    embeddings = artifact_utils.get_single_instance(input_dict["item_embeddings"])
-    codebook = artifact_utils.get_single_instance(input_dict["codebook"])
-    output = artifact_utils.get_single_instance(output_dict["semantic_ids"])
-    batch_size = int(exec_properties.get("batch_size") or 4096)
+    embeddings = artifact_utils.get_single_instance(input_dict[ITEM_EMBEDDINGS_KEY])
+    codebook = artifact_utils.get_single_instance(input_dict[CODEBOOK_KEY])
+    output = artifact_utils.get_single_instance(output_dict[SEMANTIC_IDS_KEY])
+    batch_size = int(exec_properties.get(BATCH_SIZE_KEY) or DEFAULT_BATCH_SIZE)
     dimension = embeddings_io.read_metadata(embeddings.uri)["dimension"]
-    saved_model_dir = os.path.join(codebook.uri, CODEBOOK_SAVED_MODEL_DIR)
+    saved_model_dir = codebook_io.saved_model_dir(codebook.uri)
     pattern = embeddings_io.embeddings_file_pattern(embeddings.uri)
     # Write under a temporary directory inside the artifact, then rename: a failed run never
     # leaves shards that look complete.
-    tmp_dir = os.path.join(output.uri, ".tmp-" + SIDS_DIR)
+    tmp_dir = os.path.join(output.uri, ".tmp-" + sids_io.SIDS_DIR)
     with self._make_beam_pipeline() as pipeline:
       sids = (
           pipeline
@@ -133,17 +115,23 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       _ = (sids
            | "ToExample" >> beam.Map(_to_example)
            | "WriteSids" >> beam.io.WriteToTFRecord(
-               os.path.join(tmp_dir, "part"), file_name_suffix=".tfrecord.gz"))
+               os.path.join(tmp_dir, sids_io.SHARD_PREFIX),
+               file_name_suffix=sids_io.SHARD_SUFFIX))
       _ = (sids
            | "CollisionStats" >> beam.CombineGlobally(CollisionStatsFn())
            | "StatsJson" >> beam.Map(lambda s: json.dumps(s, indent=2, sort_keys=True))
            | "WriteStats" >> beam.io.WriteToText(
-               os.path.join(tmp_dir, STATS_FILE), shard_name_template=""))
-    tf.io.gfile.rename(tmp_dir, os.path.join(output.uri, SIDS_DIR), overwrite=True)
-    tf.io.gfile.rename(os.path.join(output.uri, SIDS_DIR, STATS_FILE),
-                       os.path.join(output.uri, STATS_FILE), overwrite=True)
-    with tf.io.gfile.GFile(os.path.join(output.uri, STATS_FILE)) as f:
-      stats = json.load(f)
+               os.path.join(tmp_dir, sids_io.STATS_FILE), shard_name_template=""))
+    tf.io.gfile.rename(tmp_dir, os.path.join(output.uri, sids_io.SIDS_DIR), overwrite=True)
+    tf.io.gfile.rename(os.path.join(output.uri, sids_io.SIDS_DIR, sids_io.STATS_FILE),
+                       os.path.join(output.uri, sids_io.STATS_FILE), overwrite=True)
+    stats = sids_io.read_stats(output.uri)
+    output.set_string_custom_property(
+        sids_io.CODEBOOK_PROPERTY, exec_properties.get(CODEBOOK_NAME_KEY) or
+        codebook.get_string_custom_property(codebook_io.METHOD_PROPERTY))
     output.set_int_custom_property("items", stats["items"])
-    output.set_int_custom_property("code_columns", stats["code_columns"])
+    output.set_int_custom_property(sids_io.CODE_COLUMNS_PROPERTY, stats["code_columns"])
+    output.set_int_custom_property(
+        sids_io.CODEBOOK_SIZE_PROPERTY,
+        codebook.get_int_custom_property(codebook_io.CODEBOOK_SIZE_PROPERTY))
     output.set_float_custom_property("unique_sid_ratio", stats["unique_sid_ratio"])

@@ -7,13 +7,15 @@ import pytest
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
-from components import artifacts
 from components.codebook import executor as codebook_executor
 from components.codebook import export
-from components.codebook import synthetic
-from components.content_embedder import embeddings_io
+from tests.fixtures import embeddings as synthetic
 from components.semantic_id_assigner import executor as assigner_executor
-from tfx_pipeline import config as config_lib
+from contracts import artifacts
+from contracts import codebook_io
+from contracts import config as config_lib
+from contracts import embeddings_io
+from contracts import semantic_ids_io
 
 
 def _write_item_embeddings(uri, ids, vectors, num_shards=2):
@@ -47,12 +49,12 @@ def trained_codebook(tmp_path_factory):
 
 def test_codebook_artifact_holds_savedmodel_and_metrics(trained_codebook):
   _, _, x, _, _, codebook = trained_codebook
-  with open(os.path.join(codebook.uri, codebook_executor.METRICS_FILE)) as f:
+  with open(os.path.join(codebook.uri, codebook_io.METRICS_FILE)) as f:
     metrics = json.load(f)
   for key in ("relative_reconstruction_error", "unique_sid_ratio", "code_usage", "perplexity",
               "prefix_cosine"):
     assert key in metrics, key
-  loaded = export.load_codebook(os.path.join(codebook.uri, codebook_executor.SAVED_MODEL_DIR))
+  loaded = export.load_codebook(os.path.join(codebook.uri, codebook_io.SAVED_MODEL_DIR))
   codes = loaded.assign(x[:600])
   assert codes.shape == (600, 2) and codes.min() >= 0 and codes.max() < 8
   assert codebook.get_string_custom_property("method") == "rqkmeans"
@@ -67,9 +69,9 @@ def test_assigner_gives_every_item_codes_new_items_included(trained_codebook, tm
   assigner_executor.Executor().Do(
       {"item_embeddings": [all_emb], "codebook": [codebook]}, {"semantic_ids": [output]},
       {"batch_size": 64})
-  sids = assigner_executor.read_sids(output.uri)
+  sids = semantic_ids_io.read_sids(output.uri)
   assert set(sids) == set(ids), "every item, the 100 never trained on included, gets a SID"
-  loaded = export.load_codebook(os.path.join(codebook.uri, codebook_executor.SAVED_MODEL_DIR))
+  loaded = export.load_codebook(os.path.join(codebook.uri, codebook_io.SAVED_MODEL_DIR))
   expected = loaded.assign(x)
   got = np.stack([sids[i] for i in ids])
   np.testing.assert_array_equal(got, expected)
@@ -79,11 +81,14 @@ def test_assigner_gives_every_item_codes_new_items_included(trained_codebook, tm
   held_out_agree = np.mean([first[i] == majority[labels[i]] for i in range(600, 700)])
   assert held_out_agree > 0.9
 
-  with open(os.path.join(output.uri, assigner_executor.STATS_FILE)) as f:
+  with open(os.path.join(output.uri, semantic_ids_io.STATS_FILE)) as f:
     stats = json.load(f)
   assert stats["items"] == 700
   unique = len({tuple(r) for r in got})
   assert stats["unique_sids"] == unique
   assert stats["unique_sid_ratio"] == pytest.approx(unique / 700)
   assert sum(int(k) * v for k, v in stats["items_per_sid_histogram"].items()) == 700
+  # What the Joiner and the Trainer read the code shape from, and the codebook's name.
+  assert semantic_ids_io.code_shape(output) == (2, 8)
+  assert semantic_ids_io.codebook_name(output) == "rqkmeans"
   assert not [p for p in os.listdir(output.uri) if p.startswith(".tmp")]

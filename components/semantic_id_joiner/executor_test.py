@@ -10,9 +10,10 @@ from tfx.types import standard_artifacts
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.utils import io_utils
 
-from components import artifacts
-from components.semantic_id_assigner.executor import SIDS_DIR
 from components.semantic_id_joiner import executor
+from components.semantic_id_joiner import spec as joiner_spec
+from contracts import artifacts
+from contracts.semantic_ids_io import SIDS_DIR
 
 SIDS = {"a": [1, 2, 3], "b": [1, 2, 4], "new": [7, 0, 5]}
 MOC = {"a": [9, 8], "b": [9, 7], "new": [6, 6]}
@@ -72,8 +73,8 @@ def _run(tmp_path, examples_by_split, sids=SIDS, moc=MOC, history_shape=0):
   schema_out = standard_artifacts.Schema()
   schema_out.uri = str(tmp_path / "joined_schema")
   inputs = {"examples": [examples], "schema": [schema],
-            "semantic_ids": [_codes_artifact(tmp_path / "sids", sids)],
-            "moc_codes": [_codes_artifact(tmp_path / "moc", moc)]}
+            "codes_rqvae": [_codes_artifact(tmp_path / "sids", sids)],
+            "codes_moc": [_codes_artifact(tmp_path / "moc", moc)]}
   executor.Executor().Do(inputs, {"joined_examples": [output], "joined_schema": [schema_out]}, {})
   return output
 
@@ -87,16 +88,16 @@ def test_candidate_and_history_codes_are_joined_in_every_split(tmp_path):
   train = {e.features.feature["item_id"].bytes_list.value[0].decode(): e
            for e in _read(artifact_utils.get_split_uri([output], "train"))}
   f = train["b"].features.feature
-  assert list(f["item_sid"].int64_list.value) == SIDS["b"]
-  assert list(f["history_sid"].int64_list.value) == SIDS["a"]
-  assert list(f["item_moc_codes"].int64_list.value) == MOC["b"]
-  assert list(train["a"].features.feature["history_sid"].int64_list.value) == []
+  assert list(f["item_codes_rqvae"].int64_list.value) == SIDS["b"]
+  assert list(f["history_codes_rqvae"].int64_list.value) == SIDS["a"]
+  assert list(f["item_codes_moc"].int64_list.value) == MOC["b"]
+  assert list(train["a"].features.feature["history_codes_rqvae"].int64_list.value) == []
   (new,) = _read(artifact_utils.get_split_uri([output], "eval"))
   f = new.features.feature
-  assert list(f["item_sid"].int64_list.value) == SIDS["new"]
+  assert list(f["item_codes_rqvae"].int64_list.value) == SIDS["new"]
   # History keeps its order: b's codes first, then a's.
-  assert list(f["history_sid"].int64_list.value) == SIDS["b"] + SIDS["a"]
-  assert list(f["history_moc_codes"].int64_list.value) == MOC["b"] + MOC["a"]
+  assert list(f["history_codes_rqvae"].int64_list.value) == SIDS["b"] + SIDS["a"]
+  assert list(f["history_codes_moc"].int64_list.value) == MOC["b"] + MOC["a"]
   assert f["label"].int64_list.value[0] == 1  # original features kept
 
 
@@ -105,16 +106,17 @@ def test_padded_history_gets_zero_codes_and_a_fixed_shape(tmp_path):
   output = _run(tmp_path, {"train": [_example("b", ["a", "", ""])]}, history_shape=3)
   (joined,) = _read(artifact_utils.get_split_uri([output], "train"))
   f = joined.features.feature
-  assert list(f["history_sid"].int64_list.value) == SIDS["a"] + [0] * 6
-  assert list(f["history_moc_codes"].int64_list.value) == MOC["a"] + [0] * 4
+  assert list(f["history_codes_rqvae"].int64_list.value) == SIDS["a"] + [0] * 6
+  assert list(f["history_codes_moc"].int64_list.value) == MOC["a"] + [0] * 4
   schema = io_utils.SchemaReader().read(str(tmp_path / "joined_schema" / "schema.pbtxt"))
   spec = schema_utils.schema_as_feature_spec(schema).feature_spec
-  assert spec["history_sid"] == tf.io.FixedLenFeature([9], tf.int64)
-  assert spec["history_moc_codes"] == tf.io.FixedLenFeature([6], tf.int64)
+  assert spec["history_codes_rqvae"] == tf.io.FixedLenFeature([9], tf.int64)
+  assert spec["history_codes_moc"] == tf.io.FixedLenFeature([6], tf.int64)
 
 
 def test_item_without_codes_is_a_clear_error(tmp_path):
-  with pytest.raises(Exception, match="item 'ghost'.*no codes in the SemanticIds"):
+  with pytest.raises(Exception, match="item 'ghost'.*no codes in the SemanticIds artifact of "
+                     "codebook 'moc'"):
     _run(tmp_path, {"train": [_example("ghost", [])]})
 
 
@@ -130,8 +132,14 @@ def test_joined_schema_gives_fixed_candidate_codes_and_varlen_history(tmp_path):
   schema = io_utils.SchemaReader().read(str(tmp_path / "joined_schema" / "schema.pbtxt"))
   spec = schema_utils.schema_as_feature_spec(schema).feature_spec
   # What Transform and TFMA will parse: [B, L] / [B, M] dense, histories sparse.
-  assert spec["item_sid"] == tf.io.FixedLenFeature([3], tf.int64)
-  assert spec["item_moc_codes"] == tf.io.FixedLenFeature([2], tf.int64)
-  assert isinstance(spec["history_sid"], tf.io.VarLenFeature)
-  assert isinstance(spec["history_moc_codes"], tf.io.VarLenFeature)
+  assert spec["item_codes_rqvae"] == tf.io.FixedLenFeature([3], tf.int64)
+  assert spec["item_codes_moc"] == tf.io.FixedLenFeature([2], tf.int64)
+  assert isinstance(spec["history_codes_rqvae"], tf.io.VarLenFeature)
+  assert isinstance(spec["history_codes_moc"], tf.io.VarLenFeature)
   assert {"item_id", "history_item_ids", "label"} <= set(spec)  # input schema kept
+
+
+def test_spec_has_one_codes_input_per_codebook():
+  spec = joiner_spec.joiner_spec(["rqvae", "aligned"])
+  assert {"codes_rqvae", "codes_aligned", "examples", "schema"} == set(spec.INPUTS)
+  assert set(joiner_spec.SemanticIdJoinerSpec.INPUTS) == {"examples", "schema"}

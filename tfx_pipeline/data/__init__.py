@@ -1,7 +1,7 @@
 """sidrec data layer: MovieLens / synthetic loaders, the cold-start split, tf.Example writing.
 
 Entry point: `prepare_data(config, output_dir=None) -> stats`; see prepare.py for the layout and
-schema.py for the features. Importing this package does not import TensorFlow.
+contracts/schema.py for the features. Importing this package does not import TensorFlow.
 """
 
 from tfx_pipeline.data.dataset import Dataset

@@ -14,7 +14,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from tfx_pipeline.data import schema
+from contracts import schema
 
 # Columns of the three tables.
 ITEM_COLUMNS = ("item_id", "title", "year", "genres", "text")  # genres: "|"-joined

@@ -36,7 +36,7 @@ from typing import Dict, Optional
 import numpy as np
 import pandas as pd
 
-from tfx_pipeline.config import DataConfig
+from contracts.config import DataConfig
 from tfx_pipeline.data import dataset as dataset_lib
 from tfx_pipeline.data.atomic_file import read_atomic_file
 from tfx_pipeline.data.errors import BadRowPolicy, DatasetNotFoundError

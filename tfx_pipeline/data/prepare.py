@@ -27,8 +27,8 @@ from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from tfx_pipeline.config import DataConfig, PipelineConfig
-from tfx_pipeline.data import schema
+from contracts.config import DataConfig, PipelineConfig
+from contracts import schema
 from tfx_pipeline.data import writer
 from tfx_pipeline.data.dataset import Dataset
 from tfx_pipeline.data.errors import DataError

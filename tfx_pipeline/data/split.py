@@ -31,8 +31,8 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from tfx_pipeline.config import SplitConfig
-from tfx_pipeline.data import schema
+from contracts.config import SplitConfig
+from contracts import schema
 from tfx_pipeline.data.dataset import Dataset
 from tfx_pipeline.data.errors import DataError
 

@@ -32,9 +32,9 @@ from typing import Tuple
 import numpy as np
 import pandas as pd
 
-from tfx_pipeline.config import DataConfig, SyntheticConfig
+from contracts.config import DataConfig, SyntheticConfig
 from tfx_pipeline.data import dataset as dataset_lib
-from tfx_pipeline.data import schema
+from contracts import schema
 
 PERIOD_START = 1577836800  # 2020-01-01 00:00:00 UTC
 BACK_CATALOG_YEARS = 10

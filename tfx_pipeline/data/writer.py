@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from tfx_pipeline.data import schema
+from contracts import schema
 from tfx_pipeline.data.dataset import Dataset
 from tfx_pipeline.data.split import SplitResult
 

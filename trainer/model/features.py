@@ -3,24 +3,26 @@
 Every feature is a dense tensor with the batch as its first axis:
 
   user          USER_ID, USER_AGE, USER_GENDER, USER_OCCUPATION   int64 [B]  (0 = OOV)
-  candidate     ITEM_RANDOM_ID    int64   [B]     hash(item_id) mod random_id_rows
-                ITEM_VOCAB_ID     int64   [B]     0..train_items-1, then OOV buckets
-                ITEM_EMBEDDING    float32 [B, D]  frozen content embedding
-                ITEM_SID          int64   [B, L]  one code per level, each in [0, K)
-                ITEM_MOC_CODES    int64   [B, M]  one code per parallel codebook, in [0, K)
-                ITEM_SPM_TOKENS   int64   [B, S]  SentencePiece piece ids, 0 = padding
+  candidate     ITEM_RANDOM_ID          int64   [B]     hash(item_id) mod random_id_rows
+                ITEM_VOCAB_ID           int64   [B]     0..train_items-1, then OOV buckets
+                ITEM_EMBEDDING          float32 [B, D]  frozen content embedding
+                item_codes(c)           int64   [B, C]  codebook c's codes, each in [0, K)
+                item_spm_tokens(c)      int64   [B, C]  SentencePiece piece ids of codebook c's
+                                                        SID, 0 = padding
   history       history_<candidate name> with an extra axis [B, N, ...] (same representation
                 as the candidate), and HISTORY_MASK float32 [B, N] (1 = real item, 0 = padding)
   label         LABEL float32 or int64 [B] (0/1)
 
-A representation reads only the candidate features it needs (`ItemRepresentation.feature_names`)
-and their `history_` twins; the model reads the user features whose vocabulary size is > 0.
+Codebook features are keyed by the codebook's name in the pipeline (`rqvae`, `moc`, ...), so a
+new codebook adds features without new names here. A representation reads only the candidate
+features it needs (`ItemRepresentation.feature_names`) and their `history_` twins; the model
+reads the user features whose vocabulary size is > 0.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Iterable
+from typing import Dict, Iterable, Optional, Tuple
 
 USER_ID = "user_id_token"
 USER_AGE = "user_age_token"
@@ -31,11 +33,8 @@ USER_FEATURES = (USER_ID, USER_AGE, USER_GENDER, USER_OCCUPATION)
 ITEM_RANDOM_ID = "item_random_id"
 ITEM_VOCAB_ID = "item_vocab_id"
 ITEM_EMBEDDING = "item_embedding"
-ITEM_SID = "item_sid"
-ITEM_MOC_CODES = "item_moc_codes"
-ITEM_SPM_TOKENS = "item_spm_tokens"
-ITEM_FEATURES = (ITEM_RANDOM_ID, ITEM_VOCAB_ID, ITEM_EMBEDDING, ITEM_SID, ITEM_MOC_CODES,
-                 ITEM_SPM_TOKENS)
+ITEM_CODES_PREFIX = "item_codes_"
+ITEM_SPM_TOKENS_PREFIX = "item_spm_tokens_"
 
 # Raw item id string (candidate [B], history [B, N], "" = padding), passed through Transform
 # only for in-graph content lookup (trainer/item_tables.py); never an embedding input.
@@ -45,14 +44,33 @@ HISTORY_PREFIX = "history_"
 HISTORY_MASK = "history_mask"
 LABEL = "label"
 
-# Per-item rank of each candidate feature (0 = scalar per item, 1 = a vector per item).
-ITEM_FEATURE_RANK = {ITEM_RANDOM_ID: 0, ITEM_VOCAB_ID: 0, ITEM_EMBEDDING: 1, ITEM_SID: 1,
-                     ITEM_MOC_CODES: 1, ITEM_SPM_TOKENS: 1}
+
+def item_codes(codebook: str) -> str:
+  """`rqvae` -> `item_codes_rqvae`."""
+  return ITEM_CODES_PREFIX + codebook
+
+
+def item_spm_tokens(codebook: str) -> str:
+  """`rqvae` -> `item_spm_tokens_rqvae`."""
+  return ITEM_SPM_TOKENS_PREFIX + codebook
+
+
+def codebook_of(name: str) -> Optional[str]:
+  """The codebook a candidate feature belongs to (`item_codes_moc` -> `moc`), else None."""
+  for prefix in (ITEM_CODES_PREFIX, ITEM_SPM_TOKENS_PREFIX):
+    if name.startswith(prefix):
+      return name[len(prefix):]
+  return None
 
 
 def history_name(item_feature: str) -> str:
-  """`item_sid` -> `history_item_sid`."""
+  """`item_codes_rqvae` -> `history_item_codes_rqvae`."""
   return HISTORY_PREFIX + item_feature
+
+
+def item_feature_rank(name: str) -> int:
+  """Per-item rank of a candidate feature: 0 = one scalar per item, 1 = a vector per item."""
+  return 0 if name in (ITEM_RANDOM_ID, ITEM_VOCAB_ID) else 1
 
 
 def feature_dtype(name: str) -> str:
@@ -63,27 +81,38 @@ def feature_dtype(name: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class CodebookSizes:
+  """Sizes of one codebook's features: C code columns, codes in [0, K), and the SentencePiece
+  sub-ID table (every piece id including the padding id 0; 0 = no SPM tokens built)."""
+  code_columns: int
+  codebook_size: int
+  spm_vocab_size: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class VocabSizes:
   """Sizes that come from the data, not from RankingConfig (0 = feature absent / unknown).
 
   User vocabularies count rows *including* the OOV id 0 (tokens are in [0, n)). `num_items` is
   the number of training items in the item-id vocabulary (ids 0..num_items-1; the model adds
-  RankingConfig.item_oov_buckets rows). `spm_vocab_size` counts every piece id including the
-  padding id 0. `spm_max_pieces` (S) and `content_dim` (D) only fix the serving signature's
-  shapes (0 = variable S; D is needed by `dense_content`).
+  RankingConfig.item_oov_buckets rows). `codebooks` holds each codebook's sizes by name.
+  `content_dim` (D) fixes the serving signature's shape (needed by `dense_content`).
+  `history_length` (N) is the data's (SplitConfig.history_length); 0 = no history.
   """
   user_id: int = 0
   user_age: int = 0
   user_gender: int = 0
   user_occupation: int = 0
   num_items: int = 0
-  sid_levels: int = 0
-  sid_codebook_size: int = 0
-  moc_codebooks: int = 0
-  moc_codebook_size: int = 0
-  spm_vocab_size: int = 0
-  spm_max_pieces: int = 0
+  codebooks: Dict[str, CodebookSizes] = dataclasses.field(default_factory=dict)
   content_dim: int = 0
+  history_length: int = 0
+
+  def __post_init__(self):
+    # JSON round trips (SidRankingModel.get_config) give plain dicts back.
+    object.__setattr__(self, "codebooks", {
+        name: c if isinstance(c, CodebookSizes) else CodebookSizes(**c)
+        for name, c in self.codebooks.items()})
 
   def user_vocab(self) -> Dict[str, int]:
     """User feature name -> rows, for the user features present (size > 0)."""
@@ -91,14 +120,22 @@ class VocabSizes:
              USER_OCCUPATION: self.user_occupation}
     return {k: int(v) for k, v in sizes.items() if v > 0}
 
-  def item_shape(self, name: str):
+  def codebook(self, name: str, what: str) -> CodebookSizes:
+    """The sizes of codebook `name`, or a ValueError naming `what` needs it."""
+    if name not in self.codebooks:
+      raise ValueError(f"{what} reads codebook {name!r}, but the data has the codebooks "
+                       f"{sorted(self.codebooks)}; train it in the pipeline "
+                       f"(PipelineConfig.codebook_methods) or choose another")
+    return self.codebooks[name]
+
+  def item_shape(self, name: str) -> Tuple[Optional[int], ...]:
     """Per-item trailing shape of a candidate feature (None = variable)."""
-    trailing = {ITEM_RANDOM_ID: (), ITEM_VOCAB_ID: (),
-                ITEM_EMBEDDING: (self.content_dim or None,),
-                ITEM_SID: (self.sid_levels or None,),
-                ITEM_MOC_CODES: (self.moc_codebooks or None,),
-                ITEM_SPM_TOKENS: (self.spm_max_pieces or None,)}
-    return trailing[name]
+    if item_feature_rank(name) == 0:
+      return ()
+    if name == ITEM_EMBEDDING:
+      return (self.content_dim or None,)
+    sizes = self.codebooks.get(codebook_of(name))
+    return (sizes.code_columns if sizes else None,)
 
 
 def input_signature(item_features: Iterable[str], sizes: VocabSizes, *, history: bool = True,

@@ -14,11 +14,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Mapping, Optional
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfx_pipeline.config import RankingConfig, from_json, to_json
+from contracts.config import RankingConfig, from_json, to_json
 from trainer.model import features as F
 from trainer.model import representations as R
 
@@ -58,7 +57,7 @@ class SidRankingModel(tfrs.models.Model):
     seeds = R.SeedStream(config.seed)
     self.representation = representation or R.make_item_representation(
         config.representation, config, sizes, seeds)
-    self.use_history = bool(config.use_history and config.history_length > 0
+    self.use_history = bool(config.use_history and sizes.history_length > 0
                             and self.representation.output_dim > 0)
     self.user_vocab = sizes.user_vocab()
     if not self.user_vocab and self.representation.output_dim == 0:
@@ -92,10 +91,10 @@ class SidRankingModel(tfrs.models.Model):
   def item_feature_names(self):
     return self.representation.feature_names
 
-  def input_signature(self, history_length=None) -> Dict[str, tf.TensorSpec]:
+  def input_signature(self) -> Dict[str, tf.TensorSpec]:
     """{name: TensorSpec} of every feature the model reads (label excluded)."""
     return F.input_signature(self.item_feature_names, self.sizes, history=self.use_history,
-                             history_length=history_length)
+                             history_length=self.sizes.history_length or None)
 
   def table_report(self) -> Dict[str, object]:
     """Embedding rows, for the run report: item representation and user tower."""
@@ -118,7 +117,7 @@ class SidRankingModel(tfrs.models.Model):
     """
     rep = self.representation
     names = rep.feature_names
-    cand = {n: (_as_vector(features[n]) if F.ITEM_FEATURE_RANK[n] == 0
+    cand = {n: (_as_vector(features[n]) if F.item_feature_rank(n) == 0
                 else tf.convert_to_tensor(features[n])) for n in names}
     candidate = rep(cand)
     if not self.use_history:
@@ -173,7 +172,7 @@ class SidRankingModel(tfrs.models.Model):
 
 
 # --------------------------------------------------------------------------------------------
-# Construction, data, export
+# Construction
 
 
 class LazyAdam(tf.keras.optimizers.Adam):
@@ -230,36 +229,3 @@ def build_ranking_model(config: RankingConfig, sizes: F.VocabSizes,
   if example_features is not None:
     model.build_weights(example_features)
   return model
-
-
-def make_dataset(features: Mapping[str, np.ndarray], batch_size: int, *, shuffle: bool = False,
-                 seed: int = 0, repeat: bool = False) -> tf.data.Dataset:
-  """In-memory dict of arrays -> batched tf.data (seeded shuffle, same order every epoch)."""
-  n = len(next(iter(features.values())))
-  ds = tf.data.Dataset.from_tensor_slices(dict(features))
-  if shuffle:
-    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-  ds = ds.batch(batch_size)
-  if repeat:
-    ds = ds.repeat()
-  return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def serving_function(model: SidRankingModel, history_length=None):
-  """tf.function over named transformed features -> {'logits': [B], 'probability': [B]}."""
-  signature = model.input_signature(history_length)
-
-  @tf.function(input_signature=[signature])
-  def serve(features):
-    logits = model(features, training=False)
-    return {"logits": logits, "probability": tf.sigmoid(logits)}
-
-  return serve
-
-
-def export_saved_model(model: SidRankingModel, export_dir: str, history_length=None) -> str:
-  """tf.saved_model.save with `serving_default` = serving_function(model)."""
-  serve = serving_function(model, history_length)
-  tf.saved_model.save(model, export_dir,
-                      signatures={"serving_default": serve.get_concrete_function()})
-  return export_dir

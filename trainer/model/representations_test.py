@@ -1,17 +1,12 @@
 """Shapes, table sizes and behaviour of each item-representation layer (eager, no training)."""
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import dataclasses
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfx_pipeline.config import RankingConfig, from_json, to_json
+from contracts.config import RankingConfig, from_json, to_json
 from trainer.model import features as F
 from trainer.model import representations as R
 from trainer.model.conftest import fast_config
@@ -19,8 +14,9 @@ from trainer.model.conftest import fast_config
 E = 8
 T = 6
 SIZES = F.VocabSizes(user_id=11, user_age=8, user_gender=3, user_occupation=22, num_items=50,
-                     sid_levels=4, sid_codebook_size=256, moc_codebooks=3, moc_codebook_size=16,
-                     spm_vocab_size=40, spm_max_pieces=4, content_dim=12)
+                     codebooks={"rqvae": F.CodebookSizes(4, 256, spm_vocab_size=40),
+                                "moc": F.CodebookSizes(3, 16)}, content_dim=12)
+SID, MOC, SPM = F.item_codes("rqvae"), F.item_codes("moc"), F.item_spm_tokens("rqvae")
 
 
 def item_inputs(t=T, seed=0):
@@ -30,9 +26,9 @@ def item_inputs(t=T, seed=0):
   return {F.ITEM_RANDOM_ID: tf.constant(rng.integers(0, 64, t), tf.int64),
           F.ITEM_VOCAB_ID: tf.constant(rng.integers(0, 51, t), tf.int64),
           F.ITEM_EMBEDDING: tf.constant(rng.standard_normal((t, 12)), tf.float32),
-          F.ITEM_SID: tf.constant(rng.integers(0, 256, (t, 4)), tf.int64),
-          F.ITEM_MOC_CODES: tf.constant(rng.integers(0, 16, (t, 3)), tf.int64),
-          F.ITEM_SPM_TOKENS: tf.constant(spm, tf.int64)}
+          SID: tf.constant(rng.integers(0, 256, (t, 4)), tf.int64),
+          MOC: tf.constant(rng.integers(0, 16, (t, 3)), tf.int64),
+          SPM: tf.constant(spm, tf.int64)}
 
 
 EXPECTED_ROWS = {
@@ -56,7 +52,7 @@ def test_factory_shapes_and_table_rows(name):
   out = rep(item_inputs())
   assert out.shape == (T, 0 if name == "no_item" else E)
   assert rep.table_rows == EXPECTED_ROWS[name]
-  assert set(rep.feature_names) <= set(F.ITEM_FEATURES)
+  assert set(rep.feature_names) <= set(item_inputs())
   # Every table variable holds exactly the reported rows.
   rows = sum(w.shape[0] for w in rep.weights if "table" in w.name)
   assert rows == rep.table_rows
@@ -72,10 +68,23 @@ def test_factory_knows_exactly_the_config_names():
 
 
 def test_missing_sizes_are_named():
+  with pytest.raises(ValueError, match="'sid_bigram' reads codebook 'rqvae', but the data has "
+                                       "the codebooks \\[\\]"):
+    R.make_item_representation("sid_bigram", fast_config(), F.VocabSizes())
+  no_spm = F.VocabSizes(codebooks={"rqvae": F.CodebookSizes(4, 256)})
   with pytest.raises(ValueError, match="spm_vocab_size"):
-    R.make_item_representation("sid_spm", fast_config(), F.VocabSizes())
-  with pytest.raises(ValueError, match="sid_codebook_size"):
-    R.make_item_representation("sid_bigram", fast_config(), F.VocabSizes(sid_levels=4))
+    R.make_item_representation("sid_spm", fast_config(), no_spm)
+
+
+def test_sid_representations_read_the_configured_codebook():
+  sizes = dataclasses.replace(SIZES, codebooks=dict(SIZES.codebooks,
+                                                    aligned=F.CodebookSizes(2, 8)))
+  rep = R.make_item_representation("sid_prefix_ngram",
+                                   fast_config(sid_codebook="aligned", embedding_dim=E), sizes)
+  assert rep.feature_names == (F.item_codes("aligned"),)
+  assert rep.table_rows == 8 + 64
+  moc = R.make_item_representation("moc", fast_config(sid_codebook="aligned"), sizes)
+  assert moc.feature_names == (MOC,)  # moc reads the codebook named moc
 
 
 def test_bigram_table_exact_under_budget_hashed_over():
@@ -118,7 +127,7 @@ def test_prefix_ngram_tokens_share_prefixes():
   # Large L*log K does not overflow: K=2048, L=8 hashes every prefix beyond the budget.
   big = R.SidPrefixNgramEmbedding(8, 2048, E, table_budget=65536, name="big")
   assert big.group_rows == [2048] + [65536] * 7
-  out = big({F.ITEM_SID: tf.constant(np.full((2, 8), 2047), tf.int64)})
+  out = big({SID: tf.constant(np.full((2, 8), 2047), tf.int64)})
   assert out.shape == (2, E)
 
 
@@ -134,13 +143,13 @@ def test_spm_pools_over_non_padding_pieces():
   spm = R.SidSpmEmbedding(10, E, "mean", name="spm")
   table = spm.table.numpy()
   tokens = tf.constant([[3, 4, 0, 0], [3, 0, 0, 0], [0, 0, 0, 0], [3, 4, 99, -1]], tf.int64)
-  out = spm({F.ITEM_SPM_TOKENS: tokens}).numpy()
+  out = spm({SPM: tokens}).numpy()
   np.testing.assert_allclose(out[0], (table[3] + table[4]) / 2, rtol=1e-6)
   np.testing.assert_allclose(out[1], table[3], rtol=1e-6)
   np.testing.assert_array_equal(out[2], np.zeros(E))  # no piece -> zero vector
   np.testing.assert_allclose(out[3], out[0], rtol=1e-6)  # out-of-range ids count as padding
   total = R.SidSpmEmbedding(10, E, "sum", name="spm_sum")
-  s = total({F.ITEM_SPM_TOKENS: tokens}).numpy()
+  s = total({SPM: tokens}).numpy()
   np.testing.assert_allclose(s[0], total.table.numpy()[3] + total.table.numpy()[4], rtol=1e-6)
 
 
@@ -156,7 +165,7 @@ def test_moc_fusion_gate_in_unit_interval_and_shapes():
   assert moc.fusion.down.kernel.shape == (18, 4) and moc.fusion.up.kernel.shape == (4, 18)
   assert moc.projection.kernel.shape == (18, E)
   # Output = projection(concat * gate).
-  codes = tf.clip_by_value(inputs[F.ITEM_MOC_CODES], 0, 15) + tf.constant([0, 16, 32], tf.int64)
+  codes = tf.clip_by_value(inputs[MOC], 0, 15) + tf.constant([0, 16, 32], tf.int64)
   z = tf.reshape(tf.gather(moc.table, codes), [32, 18])
   np.testing.assert_allclose(out.numpy(), moc.projection(z * gate).numpy(), rtol=1e-5, atol=1e-6)
   assert moc.table_rows == 48 and len(moc.tables()) == 3
@@ -184,7 +193,7 @@ def test_hybrid_sum_and_concat():
   c = R.Hybrid(a, b, "concat", name="h_cat")
   assert c(inputs).shape == (T, 2 * E) and c.output_dim == 2 * E
   assert s.table_rows == c.table_rows == a.table_rows + b.table_rows
-  assert s.feature_names == (F.ITEM_SPM_TOKENS, F.ITEM_VOCAB_ID)
+  assert s.feature_names == (SPM, F.ITEM_VOCAB_ID)
   with pytest.raises(ValueError, match="equal output dims"):
     R.Hybrid(a, R.RandomIdEmbedding(4, E + 1, name="r"), "sum")
 
@@ -216,9 +225,9 @@ def test_ranking_config_json_round_trip():
 
 
 def test_input_signature_names_and_dtypes():
-  specs = F.input_signature([F.ITEM_SID, F.ITEM_EMBEDDING], SIZES, history_length=5)
-  assert specs[F.ITEM_SID].shape.as_list() == [None, 4]
-  assert specs["history_item_sid"].shape.as_list() == [None, 5, 4]
+  specs = F.input_signature([SID, F.ITEM_EMBEDDING], SIZES, history_length=5)
+  assert specs[SID].shape.as_list() == [None, 4]
+  assert specs["history_item_codes_rqvae"].shape.as_list() == [None, 5, 4]
   assert specs["history_item_embedding"].dtype == tf.float32
   assert specs[F.HISTORY_MASK].shape.as_list() == [None, 5]
   assert set(F.USER_FEATURES) <= set(specs)

@@ -13,7 +13,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata
 from tensorflow_transform.tf_metadata import schema_utils
 
 from trainer.spm import analyzer
-from trainer.spm.synthetic import synthetic_sids
+from tests.fixtures.sids import synthetic_sids
 from trainer.spm.vocabulary import SpmSubIdVocabulary, SpmVocabularyError, train_spm
 
 L, K, BUDGET = 3, 32, 200

@@ -1,16 +1,13 @@
 """Shared fixtures for the SentencePiece sub-ID tests: trained vocabularies + evaluation SIDs."""
 
 import dataclasses
-import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import pytest
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import pytest  # pylint: disable=g-import-not-at-top
-
-from trainer.spm import synthetic  # pylint: disable=g-import-not-at-top
-from trainer.spm.vocabulary import SpmSubIdVocabulary  # pylint: disable=g-import-not-at-top
-from trainer.spm.vocabulary import train_spm  # pylint: disable=g-import-not-at-top
+from tests.fixtures import sids as synthetic
+from trainer.spm.vocabulary import SpmSubIdVocabulary
+from trainer.spm.vocabulary import train_spm
 
 
 @dataclasses.dataclass

@@ -8,7 +8,7 @@ import pytest
 import sentencepiece
 
 from trainer.spm import vocabulary as V
-from trainer.spm.synthetic import synthetic_sids
+from tests.fixtures.sids import synthetic_sids
 
 
 def _library_ids(sp, vocab, sid):

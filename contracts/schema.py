@@ -20,6 +20,11 @@ Catalog (one tf.train.Example per item), files `catalog/items/*.tfrecord.gz`:
   text bytes (the encoder input; never contains the year), first_seen int64 (-1 = no interaction)
 
 All files are GZIP-compressed TFRecord files named `part-SSSSS-of-NNNNN.tfrecord.gz`.
+
+Joined interactions (SemanticIdJoiner's output, Transform's and TFMA's input): the interaction
+features plus, for every codebook `<c>` of the pipeline (keyed by its name, e.g. `rqvae`):
+  item_codes_<c>     int64 [C]    the candidate's codes (C = the codebook's code columns)
+  history_codes_<c>  int64 [N*C]  the history items' codes in history order, zeros for padding
 """
 
 from __future__ import annotations
@@ -40,6 +45,27 @@ ITEM_COHORT = "item_cohort"
 ITEM_POPULARITY = "item_popularity"
 HISTORY_ITEM_IDS = "history_item_ids"
 HISTORY_PAD = ""
+
+# --- joined features, one pair per codebook ---
+ITEM_CODES_PREFIX = "item_codes_"
+HISTORY_CODES_PREFIX = "history_codes_"
+
+
+def item_codes(codebook: str) -> str:
+  """`rqvae` -> `item_codes_rqvae`: the candidate's codes in the joined examples."""
+  return ITEM_CODES_PREFIX + codebook
+
+
+def history_codes(codebook: str) -> str:
+  """`rqvae` -> `history_codes_rqvae`: the history items' codes, flattened."""
+  return HISTORY_CODES_PREFIX + codebook
+
+
+def codebooks_in(feature_names) -> list:
+  """The codebook names whose candidate codes are among `feature_names`, sorted."""
+  return sorted(n[len(ITEM_CODES_PREFIX):] for n in feature_names
+                if n.startswith(ITEM_CODES_PREFIX))
+
 
 # --- catalog features ---
 TITLE = "title"
@@ -86,9 +112,14 @@ CATALOG_FEATURES: Dict[str, str] = {
 }
 
 # --- layout under the data directory ---
-TRAIN_DIR = os.path.join("interactions", "train")
-EVAL_DIR = os.path.join("interactions", "eval")
-CATALOG_DIR = os.path.join("catalog", "items")
+# ImportExampleGen reads <INTERACTIONS_DIR>/<split>/* (splits train, eval) and
+# <CATALOG_ROOT>/<CATALOG_SPLIT>/*: the split is made by the data step, not by hashing.
+INTERACTIONS_DIR = "interactions"
+CATALOG_ROOT = "catalog"
+TRAIN_SPLIT, EVAL_SPLIT, CATALOG_SPLIT = "train", "eval", "items"
+TRAIN_DIR = os.path.join(INTERACTIONS_DIR, TRAIN_SPLIT)
+EVAL_DIR = os.path.join(INTERACTIONS_DIR, EVAL_SPLIT)
+CATALOG_DIR = os.path.join(CATALOG_ROOT, CATALOG_SPLIT)
 SPLIT_STATS_FILE = "split_stats.json"
 SYNTHETIC_EMBEDDINGS_FILE = "synthetic_embeddings.npy"
 SYNTHETIC_EMBEDDING_IDS_FILE = "synthetic_embedding_ids.txt"

@@ -79,7 +79,7 @@ def parse_embedding_example(serialized: bytes, source: str = "") -> Tuple[str, n
     raise EmbeddingValidationError(
         f"{source or 'embeddings'}: a tf.Example has features {sorted(features)} but needs "
         f"'{ITEM_ID_FEATURE}' (bytes) and '{EMBEDDING_FEATURE}' (float list); rename the features "
-        f"or convert the file (see components/content_embedder/embeddings_io.py)")
+        f"or convert the file (see components/contracts/embeddings_io.py)")
   id_feature = features[ITEM_ID_FEATURE]
   if id_feature.bytes_list.value:
     item_id = id_feature.bytes_list.value[0].decode("utf-8")

@@ -21,7 +21,7 @@ class ItemEmbeddings(types.Artifact):
     metadata.json                               dimension, encoder, count, seconds,
                                                 items_per_second, norm_mean, norm_min, ...
   Custom properties: `dimension` (int), `count` (int), `encoder` (str).
-  Read with `components.content_embedder.embeddings_io.load_item_embeddings(uri)`.
+  Read with `contracts.embeddings_io.load_item_embeddings(uri)`.
   """
   TYPE_NAME = "sidrec.ItemEmbeddings"
   TYPE_ANNOTATION = system_artifacts.Dataset

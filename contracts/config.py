@@ -14,6 +14,9 @@ import json
 import os
 from typing import Any, Dict, Optional, Type, TypeVar
 
+from contracts.registry import codebook_methods as codebook_registry
+from contracts.registry import representations as representation_registry
+
 T = TypeVar("T")
 
 DATASETS = ("ml-100k", "ml-1m", "synthetic")
@@ -83,6 +86,7 @@ class SplitConfig:
   new_item_fraction: float = 0.2
   eval_time_quantile: float = 0.9
   # Length of the per-example history of the user's previous items (before the example's time).
+  # The one place it is set: Transform and the Trainer read it from the data's fixed shapes.
   history_length: int = 10
 
   def __post_init__(self):
@@ -115,7 +119,7 @@ class EmbeddingConfig:
   num_shards: int = 0
 
 
-CODEBOOK_METHODS = ("rqvae", "moc", "rqkmeans")
+CODEBOOK_METHODS = codebook_registry.NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,18 +189,12 @@ class RankingConfig:
   SentencePiece vocabulary) are not settings: the trainer reads them from its inputs and passes
   them to `trainer.model.SidRankingModel` as `trainer.model.features.VocabSizes`.
   """
-  # How the candidate (and history) items are represented; one of REPRESENTATIONS:
-  #   random_id          hashed item ID, `random_id_rows` rows (the papers' baseline)
-  #   item_id_vocab      one row per training item + `item_oov_buckets` rows for unseen items
-  #   no_item            no item input at all: the user-features-only floor
-  #   dense_content      linear projection of the frozen content embedding
-  #   sid_unigram        one table of K rows per SID level, summed
-  #   sid_bigram         non-overlapping code pairs, one table of min(K^2, table_budget) rows each
-  #   sid_prefix_ngram   one token per SID prefix (c1), (c1,c2), ..., one table per prefix length
-  #   sid_spm            SentencePiece pieces of the SID, one row per piece
-  #   moc                Mixture-of-Codes: one table per codebook + bottleneck self-gating fusion
-  #   sid_spm+item_id_vocab, sid_prefix_ngram+item_id_vocab   hybrids (see `hybrid_combiner`)
+  # How the candidate (and history) items are represented: a name of the representation
+  # registry (contracts/registry/representations.py, which says what each one is).
   representation: str = "sid_spm"
+  # The codebook whose codes are the SIDs of every sid_* representation (the papers: RQ-VAE);
+  # `moc` reads the Mixture-of-Codes codebook's codes.
+  sid_codebook: str = "rqvae"
   # E: size of the item vector every representation produces (per table row, and after fusion).
   embedding_dim: int = 32
   # Embedding size of the user-id token; age/gender/occupation tokens use `user_feature_dim`.
@@ -221,9 +219,8 @@ class RankingConfig:
   moc_bottleneck_dim: int = 16
   # Feed the user's history (mean of the history items' vectors, same representation layer and
   # weights as the candidate, padding masked out). False = candidate and user features only.
+  # Its length N is the data's (SplitConfig.history_length).
   use_history: bool = True
-  # N: history items per example; must equal the `split.history_length` the data was built with.
-  history_length: int = 10
   # DCN-v2 cross layers (tfrs.layers.dcn.Cross) on [user, candidate, pooled history]; a
   # projection dim > 0 makes them low-rank (W = U V, rank cross_projection_dim).
   cross_layers: int = 2
@@ -253,9 +250,7 @@ class RankingConfig:
   # Seeds every initializer (layer by layer, in construction order) and the input shuffle.
   seed: int = 0
 
-  REPRESENTATIONS = ("random_id", "item_id_vocab", "no_item", "dense_content", "sid_unigram",
-                     "sid_bigram", "sid_prefix_ngram", "sid_spm", "moc",
-                     "sid_spm+item_id_vocab", "sid_prefix_ngram+item_id_vocab")
+  REPRESENTATIONS = representation_registry.NAMES
 
   def __post_init__(self):
     if self.representation not in self.REPRESENTATIONS:
@@ -266,10 +261,10 @@ class RankingConfig:
            self.packed_chunk_size) < 1:
       raise ValueError("ranking needs embedding dims, table_budget, random_id_rows, "
                        "batch_size, epochs and packed_chunk_size >= 1")
-    if min(self.item_oov_buckets, self.history_length, self.cross_layers,
-           self.cross_projection_dim, self.moc_code_dim) < 0 or self.moc_bottleneck_dim < 1:
-      raise ValueError("ranking needs item_oov_buckets, history_length, cross_layers, "
-                       "cross_projection_dim, moc_code_dim >= 0 and moc_bottleneck_dim >= 1")
+    if min(self.item_oov_buckets, self.cross_layers, self.cross_projection_dim,
+           self.moc_code_dim) < 0 or self.moc_bottleneck_dim < 1:
+      raise ValueError("ranking needs item_oov_buckets, cross_layers, cross_projection_dim, "
+                       "moc_code_dim >= 0 and moc_bottleneck_dim >= 1")
     if self.hybrid_combiner not in ("sum", "concat") or self.spm_combiner not in ("mean", "sum"):
       raise ValueError("hybrid_combiner must be sum|concat and spm_combiner mean|sum")
     if self.optimizer not in ("lazy_adam", "adam", "adagrad") or not self.learning_rate > 0:
@@ -317,34 +312,34 @@ class PipelineConfig:
   # Item representations trained side by side (one Trainer -> Evaluator -> Pusher each, all on
   # the same Transform output); `ranking` holds every other setting.
   representations: tuple = ("no_item", "random_id", "sid_spm")
-  # The codebook whose codes are the SIDs of every sid_* representation (the papers: RQ-VAE);
-  # `moc` reads the Mixture-of-Codes codebook's codes.
-  sid_method: str = "rqvae"
   evaluation: EvaluationConfig = EvaluationConfig()
   # Extra Beam options, e.g. ["--runner=DataflowRunner", ...] on Kubeflow.
   beam_pipeline_args: tuple = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
   def __post_init__(self):
-    # The data step writes the history; the model reads that many items. One source of truth:
-    # split.history_length wins, so the two can never disagree.
-    if self.ranking.history_length != self.split.history_length:
-      object.__setattr__(self, "ranking", dataclasses.replace(
-          self.ranking, history_length=self.split.history_length))
+    unknown = [m for m in self.codebook_methods if m not in CODEBOOK_METHODS]
+    if unknown or not self.codebook_methods:
+      raise ValueError(f"codebook_methods must name methods of {list(CODEBOOK_METHODS)}, "
+                       f"got {list(self.codebook_methods)}")
     for method, changes in self.codebook_overrides.items():
       if method not in self.codebook_methods:
         raise ValueError(f"codebook_overrides names {method!r}, not one of codebook_methods "
                          f"{list(self.codebook_methods)}")
       self.codebook_for(method)  # unknown fields / bad values fail here, by name
-    if self.sid_method not in self.codebook_methods:
-      raise ValueError(f"sid_method {self.sid_method!r} must be one of codebook_methods "
-                       f"{list(self.codebook_methods)}")
-    if "moc" in self.representations and "moc" not in self.codebook_methods:
-      raise ValueError("representation 'moc' needs 'moc' in codebook_methods")
+    if self.ranking.sid_codebook not in self.codebook_methods:
+      raise ValueError(f"ranking.sid_codebook {self.ranking.sid_codebook!r} must be one of "
+                       f"codebook_methods {list(self.codebook_methods)}")
     unknown = [r for r in self.representations if r not in RankingConfig.REPRESENTATIONS]
     if unknown or not self.representations or len(set(self.representations)) != len(
         self.representations):
       raise ValueError(f"representations must be distinct names from "
                        f"{RankingConfig.REPRESENTATIONS}; got {list(self.representations)}")
+    for name in self.representations:
+      missing = [c for c in representation_registry.get(name).codebooks(
+          self.ranking.sid_codebook) if c not in self.codebook_methods]
+      if missing:
+        raise ValueError(f"representation {name!r} reads the codes of codebook(s) {missing}: "
+                         f"add them to codebook_methods {list(self.codebook_methods)}")
 
   # Derived locations: one place defines the output layout.
   @property
@@ -364,8 +359,10 @@ class PipelineConfig:
     return os.path.join(self.output_dir, "serving")
 
   def codebook_for(self, method: str) -> CodebookConfig:
+    """The shared `codebook` section < the method's registry defaults < codebook_overrides."""
     return dataclasses.replace(self.codebook, method=method,
-                               **self.codebook_overrides.get(method, {}))
+                               **{**codebook_registry.get(method).defaults,
+                                  **self.codebook_overrides.get(method, {})})
 
   def ranking_for(self, representation: str) -> RankingConfig:
     return dataclasses.replace(self.ranking, representation=representation)

@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from tfx_pipeline import config as config_lib
+from contracts import config as config_lib
 
 
 def test_round_trip_with_overrides_and_representations():

@@ -1,18 +1,19 @@
 """Serving signatures of the exported ranker (what TF Serving and TFMA call).
 
 The exported SavedModel holds the tf.Transform graph, the trained SidRankingModel and the
-catalog's codes (trainer/item_tables.py), and exposes:
+catalog's codes of every codebook (trainer/item_tables.py), and exposes (names:
+contracts/serving_api.py):
 
   serving_default   named raw features, ids only: user_id, user_age, user_gender,
                     user_occupation [B]; item_id [B]; history_item_ids [B, N] ("" = padding).
                     Candidate and history codes come from the in-graph tables.
                     -> probability [B], logits [B], item_in_table [B] (False: the item is not
                     in the tables and was scored with zero codes: use serve_new_items)
-  serve_new_items   the same plus the candidate's codes as inputs, those the model reads:
-                    item_sid [B, L] (SID representations), item_moc_codes [B, M] (moc),
-                    item_embedding [B, D] (dense_content); used for items missing from the tables: a brand-new item is ranked
-                    from its SID (SemanticIdAssigner / the Codebook's `assign`) without
-                    retraining. Items found in the tables keep their table codes.
+  serve_new_items   the same plus the candidate's codes of every codebook the model reads,
+                    `item_codes_<codebook>` [B, C], and `item_embedding` [B, D] for content
+                    representations; used for items missing from the tables: a brand-new item
+                    is ranked from its SID (SemanticIdAssigner / the Codebook's `assign`)
+                    without retraining. Items found in the tables keep their table codes.
   serve_examples    examples [B]: serialized tf.Examples in the joined layout (what the
                     pipeline's SemanticIdJoiner writes), for Predict with tf.Examples.
   score_joined_features  the joined layout's raw features by name (what TFMA feeds; TFMA 0.52
@@ -28,23 +29,23 @@ from typing import Dict, Mapping, Optional
 
 import tensorflow as tf
 
-from trainer import preprocessing as P
-from trainer.item_tables import PAD_ID, ItemTables
+from contracts import schema as S
+from contracts import serving_api as api
+from trainer.item_tables import ItemTables
 from trainer.model import features as F
 
-PROBABILITY, LOGITS, ITEM_IN_TABLE = "probability", "logits", "item_in_table"
-EXAMPLES = "examples"
-SIGNATURES = ("serving_default", "serve_new_items", "serve_examples", "score_joined_features")
-# TFMA's ModelSpec: the signature it calls and the output it reads.
-TFMA_SIGNATURE, TFMA_PREDICTION_KEY = "score_joined_features", PROBABILITY
+USER_INPUTS = {S.USER_ID: tf.string, S.USER_AGE: tf.int64, S.USER_GENDER: tf.string,
+               S.USER_OCCUPATION: tf.string}
 
-# Raw (joined-layout) features the transform graph needs to produce model inputs. The label,
-# cohort, popularity, rating and timestamp are not model inputs.
-RAW_MODEL_INPUTS = (P.RAW_USER_ID, P.RAW_AGE, P.RAW_GENDER, P.RAW_OCCUPATION, P.RAW_ITEM_ID,
-                    P.RAW_HISTORY_IDS, P.RAW_SID, P.RAW_HISTORY_SID, P.RAW_MOC,
-                    P.RAW_HISTORY_MOC, P.RAW_EMBEDDING)
-USER_INPUTS = {P.RAW_USER_ID: tf.string, P.RAW_AGE: tf.int64, P.RAW_GENDER: tf.string,
-               P.RAW_OCCUPATION: tf.string}
+
+def raw_model_inputs(raw_feature_spec: Mapping[str, object]):
+  """The raw (joined-layout) features the transform graph needs to produce model inputs: the
+  user fields, the item and history ids and every codebook's codes. The label, cohort,
+  popularity, rating and timestamp are not model inputs."""
+  names = [*USER_INPUTS, S.ITEM_ID, S.HISTORY_ITEM_IDS]
+  for codebook in S.codebooks_in(raw_feature_spec):
+    names += [S.item_codes(codebook), S.history_codes(codebook)]
+  return tuple(n for n in names if n in raw_feature_spec)
 
 
 def _to_spec_form(dense: tf.Tensor, spec, keep: Optional[tf.Tensor] = None):
@@ -66,17 +67,17 @@ class RankingServingModule(tf.Module):
   """Transform graph + ranker + item tables, with the signatures above."""
 
   def __init__(self, model, tft_layer, tables: ItemTables,
-               raw_feature_spec: Mapping[str, object], history_length: int):
+               raw_feature_spec: Mapping[str, object]):
     super().__init__(name="sidrec_ranker")
     self.model, self.tft_layer, self.tables = model, tft_layer, tables
-    self.history_length = int(history_length)
-    self.raw_spec = {k: raw_feature_spec[k] for k in RAW_MODEL_INPUTS if k in raw_feature_spec}
-    self.model_inputs = set(model.input_signature(self.history_length))
+    self.history_length = int(model.sizes.history_length)
+    self.raw_spec = {k: raw_feature_spec[k] for k in raw_model_inputs(raw_feature_spec)}
+    self.model_inputs = set(model.input_signature())
     self.needs_content = F.ITEM_EMBEDDING in self.model_inputs
-    self.uses_moc = P.RAW_MOC in self.raw_spec  # the transform graph wants MoC codes
-    # ... but serve_new_items asks a client for them only when this model reads them.
-    self.reads_moc = F.ITEM_MOC_CODES in self.model_inputs
-    self.reads_sid = bool({F.ITEM_SID, F.ITEM_SPM_TOKENS} & self.model_inputs)
+    # The transform graph wants every codebook's codes; serve_new_items asks a client only
+    # for those this model reads.
+    self.codebooks = S.codebooks_in(self.raw_spec)
+    self.read_codebooks = sorted({F.codebook_of(n) for n in self.model_inputs} - {None})
 
   # --- the common path: raw features (spec form) -> scores -------------------------------
 
@@ -90,36 +91,33 @@ class RankingServingModule(tf.Module):
       if F.history_name(F.ITEM_EMBEDDING) in self.model_inputs:
         features[F.history_name(F.ITEM_EMBEDDING)] = self.tables.content(history_ids)
     logits = self.model(features, training=False)
-    return {LOGITS: logits, PROBABILITY: tf.sigmoid(logits)}
+    return {api.LOGITS: logits, api.PROBABILITY: tf.sigmoid(logits)}
 
-  def _from_ids(self, inputs: Dict[str, tf.Tensor], item_sid=None, item_moc=None):
-    """Raw features for the transform graph from ids (+ optional codes for unknown items)."""
-    item_ids = tf.reshape(inputs[P.RAW_ITEM_ID], [-1])
-    history = tf.reshape(inputs[P.RAW_HISTORY_IDS], [-1, self.history_length])
+  def _from_ids(self, inputs: Dict[str, tf.Tensor], given_codes=None):
+    """Raw features for the transform graph from ids; `given_codes` {codebook: [B, C]} are
+    used for candidates missing from the tables."""
+    given_codes = given_codes or {}
+    item_ids = tf.reshape(inputs[S.ITEM_ID], [-1])
+    history = tf.reshape(inputs[S.HISTORY_ITEM_IDS], [-1, self.history_length])
     _, found = self.tables.lookup(item_ids)
     _, history_found = self.tables.lookup(history)
-    history = tf.where(history_found, history, tf.fill(tf.shape(history), PAD_ID))
+    history = tf.where(history_found, history, tf.fill(tf.shape(history), S.HISTORY_PAD))
     raw = {name: _to_spec_form(tf.reshape(inputs[name], [-1]), self.raw_spec[name])
            for name in USER_INPUTS if name in self.raw_spec}
-    raw[P.RAW_ITEM_ID] = _to_spec_form(item_ids, self.raw_spec[P.RAW_ITEM_ID])
-    raw[P.RAW_HISTORY_IDS] = _to_spec_form(history, self.raw_spec[P.RAW_HISTORY_IDS],
-                                           keep=history_found)
-
-    def codes(lookup, given, item_name, history_name):
-      candidate = lookup(item_ids)
-      if given is not None:
-        candidate = tf.where(found[:, None], candidate, tf.cast(given, tf.int64))
-      raw[item_name] = _to_spec_form(candidate, self.raw_spec[item_name])
-      past = lookup(history)  # [B, N, W]
+    raw[S.ITEM_ID] = _to_spec_form(item_ids, self.raw_spec[S.ITEM_ID])
+    raw[S.HISTORY_ITEM_IDS] = _to_spec_form(history, self.raw_spec[S.HISTORY_ITEM_IDS],
+                                            keep=history_found)
+    for codebook in self.codebooks:
+      candidate = self.tables.codes(codebook, item_ids)
+      if codebook in given_codes:
+        candidate = tf.where(found[:, None], candidate, tf.cast(given_codes[codebook], tf.int64))
+      raw[S.item_codes(codebook)] = _to_spec_form(candidate, self.raw_spec[S.item_codes(codebook)])
+      past = self.tables.codes(codebook, history)  # [B, N, C]
       width = tf.shape(past)[-1]
       keep = tf.reshape(tf.repeat(history_found, width, axis=1), [-1, self.history_length * width])
-      raw[history_name] = _to_spec_form(
-          tf.reshape(past, [-1, self.history_length * width]), self.raw_spec[history_name],
-          keep=keep)
-
-    codes(self.tables.sid, item_sid, P.RAW_SID, P.RAW_HISTORY_SID)
-    if self.uses_moc:
-      codes(self.tables.moc, item_moc, P.RAW_MOC, P.RAW_HISTORY_MOC)
+      raw[S.history_codes(codebook)] = _to_spec_form(
+          tf.reshape(past, [-1, self.history_length * width]),
+          self.raw_spec[S.history_codes(codebook)], keep=keep)
     return raw, item_ids, history, found
 
   # --- signatures -------------------------------------------------------------------------
@@ -127,22 +125,20 @@ class RankingServingModule(tf.Module):
   def id_input_signature(self) -> Dict[str, tf.TensorSpec]:
     specs = {name: tf.TensorSpec([None], dtype, name=name) for name, dtype in USER_INPUTS.items()
              if name in self.raw_spec}
-    specs[P.RAW_ITEM_ID] = tf.TensorSpec([None], tf.string, name=P.RAW_ITEM_ID)
-    specs[P.RAW_HISTORY_IDS] = tf.TensorSpec([None, self.history_length], tf.string,
-                                             name=P.RAW_HISTORY_IDS)
+    specs[S.ITEM_ID] = tf.TensorSpec([None], tf.string, name=S.ITEM_ID)
+    specs[S.HISTORY_ITEM_IDS] = tf.TensorSpec([None, self.history_length], tf.string,
+                                              name=S.HISTORY_ITEM_IDS)
     return specs
 
   def new_item_input_signature(self) -> Dict[str, tf.TensorSpec]:
     specs = self.id_input_signature()
-    if self.reads_sid:
-      specs[P.RAW_SID] = tf.TensorSpec([None, self.tables.sid_levels], tf.int64,
-                                       name=P.RAW_SID)
-    if self.reads_moc:
-      specs[P.RAW_MOC] = tf.TensorSpec([None, self.tables.moc_codebooks], tf.int64,
-                                       name=P.RAW_MOC)
+    for codebook in self.read_codebooks:
+      name = S.item_codes(codebook)
+      specs[name] = tf.TensorSpec([None, self.tables.code_columns(codebook)], tf.int64,
+                                  name=name)
     if self.needs_content:
-      specs[P.RAW_EMBEDDING] = tf.TensorSpec([None, self.tables.content_dim], tf.float32,
-                                             name=P.RAW_EMBEDDING)
+      specs[api.ITEM_EMBEDDING_INPUT] = tf.TensorSpec(
+          [None, self.tables.content_dim], tf.float32, name=api.ITEM_EMBEDDING_INPUT)
     return specs
 
   def joined_input_signature(self) -> Dict[str, tf.TensorSpec]:
@@ -160,22 +156,22 @@ class RankingServingModule(tf.Module):
     def serving_default(inputs):
       raw, item_ids, history, found = self._from_ids(inputs)
       out = self._score(raw, item_ids, history)
-      out[ITEM_IN_TABLE] = found
+      out[api.ITEM_IN_TABLE] = found
       return out
 
     @tf.function(input_signature=[self.new_item_input_signature()])
     def serve_new_items(inputs):
-      raw, item_ids, history, found = self._from_ids(
-          inputs, item_sid=inputs.get(P.RAW_SID), item_moc=inputs.get(P.RAW_MOC))
+      raw, item_ids, history, found = self._from_ids(inputs, {
+          codebook: inputs[S.item_codes(codebook)] for codebook in self.read_codebooks})
       embedding = None
       if self.needs_content:
         embedding = tf.where(found[:, None], self.tables.content(item_ids),
-                             inputs[P.RAW_EMBEDDING])
+                             inputs[api.ITEM_EMBEDDING_INPUT])
       out = self._score(raw, item_ids, history, embedding)
-      out[ITEM_IN_TABLE] = found
+      out[api.ITEM_IN_TABLE] = found
       return out
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=api.EXAMPLES_INPUT)])
     def serve_examples(examples):
       raw = tf.io.parse_example(examples, self.raw_spec)
       return self._score_joined(raw)
@@ -184,18 +180,15 @@ class RankingServingModule(tf.Module):
     def score_joined_features(inputs):
       return self._score_joined(dict(inputs))
 
-    return {"serving_default": serving_default.get_concrete_function(),
-            "serve_new_items": serve_new_items.get_concrete_function(),
-            "serve_examples": serve_examples.get_concrete_function(),
-            "score_joined_features": score_joined_features.get_concrete_function()}
+    return {api.SERVING_DEFAULT: serving_default.get_concrete_function(),
+            api.SERVE_NEW_ITEMS: serve_new_items.get_concrete_function(),
+            api.SERVE_EXAMPLES: serve_examples.get_concrete_function(),
+            api.SCORE_JOINED_FEATURES: score_joined_features.get_concrete_function()}
 
   def _score_joined(self, raw):
-    item_ids = tf.reshape(_densify(raw[P.RAW_ITEM_ID], b""), [-1])
-    history = _densify(raw[P.RAW_HISTORY_IDS], b"", self.history_length)
-    embedding = None
-    if self.needs_content and P.RAW_EMBEDDING in raw:
-      embedding = raw[P.RAW_EMBEDDING]
-    return self._score(raw, item_ids, history, embedding)
+    item_ids = tf.reshape(_densify(raw[S.ITEM_ID], b""), [-1])
+    history = _densify(raw[S.HISTORY_ITEM_IDS], b"", self.history_length)
+    return self._score(raw, item_ids, history)
 
 
 def _densify(x, default, width: Optional[int] = None) -> tf.Tensor:
@@ -205,10 +198,10 @@ def _densify(x, default, width: Optional[int] = None) -> tf.Tensor:
   return x if width is None else tf.reshape(x, [-1, width])
 
 
-def export_serving_model(model, tft_output, tables: ItemTables, export_dir: str,
-                         history_length: int) -> str:
-  """Writes the SavedModel with SIGNATURES to `export_dir` (the Trainer's serving_model_dir)."""
+def export_serving_model(model, tft_output, tables: ItemTables, export_dir: str) -> str:
+  """Writes the SavedModel with every signature to `export_dir` (the Trainer's
+  serving_model_dir)."""
   module = RankingServingModule(model, tft_output.transform_features_layer(), tables,
-                                tft_output.raw_feature_spec(), history_length)
+                                tft_output.raw_feature_spec())
   tf.saved_model.save(module, export_dir, signatures=module.signatures())
   return export_dir

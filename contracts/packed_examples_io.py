@@ -1,0 +1,31 @@
+"""On-disk layout of a `sidrec.PackedExamples` artifact (written by ExamplePacker).
+
+Under the artifact URI: `Split-<name>/chunks-SSSSS-of-NNNNN.tfrecord`, uncompressed TFRecords of
+tf.Examples, one per chunk of ~chunk_size examples drawn at random (by a hash of each record)
+from the split: every transformed feature holds the chunk's values concatenated in example
+order, plus `num_examples`. Read with `trainer.run.read_packed`.
+Custom properties: `chunk_size` (int), `split_names` (str, encoded as on Examples).
+"""
+import os
+from typing import List
+
+NUM_EXAMPLES = "num_examples"  # int64 feature of every chunk: its number of examples
+FILE_PREFIX = "chunks"
+FILE_SUFFIX = ".tfrecord"
+CHUNK_SIZE_PROPERTY = "chunk_size"
+SPLIT_NAMES_PROPERTY = "split_names"  # no sidrec type declares PROPERTIES (contracts/artifacts.py)
+
+
+def split_names(packed) -> List[str]:
+  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
+  return artifact_utils.decode_split_names(
+      packed.get_string_custom_property(SPLIT_NAMES_PROPERTY))
+
+
+def split_uri(packed, split: str) -> str:
+  """Where a split's chunks are: the Examples layout, `<uri>/Split-<split>`."""
+  return os.path.join(packed.uri, f"Split-{split}")
+
+
+def split_pattern(packed, split: str) -> str:
+  return os.path.join(split_uri(packed, split), "*")

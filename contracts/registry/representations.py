@@ -1,0 +1,71 @@
+"""Registry of item representations (the ranker's pluggable item input, DESIGN.md §1).
+
+Each entry names its layer builder, `(config: RankingConfig, sizes: VocabSizes, seeds:
+SeedStream, codebook: Optional[str]) -> ItemRepresentation`, and what it reads: the codes of
+one codebook (SID_CODEBOOK: the one `RankingConfig.sid_codebook` names) and / or the content
+embeddings (then the DAG hands the Trainer the ItemEmbeddings). A hybrid lists its parts.
+Config validation, the DAG, the trainer's factory, the CLI help and the tests read this list.
+"""
+import dataclasses
+from typing import Dict, Optional, Tuple
+
+SID_CODEBOOK = "<sid_codebook>"
+_MODULE = "trainer.model.representations"
+
+
+@dataclasses.dataclass(frozen=True)
+class Representation:
+  name: str
+  builder: str = ""
+  codebook: Optional[str] = None
+  needs_content: bool = False
+  parts: Tuple[str, ...] = ()
+  summary: str = ""
+
+  def codebooks(self, sid_codebook: str) -> Tuple[str, ...]:
+    """The codebooks whose codes this representation (or its parts) reads."""
+    if self.parts:
+      return tuple(dict.fromkeys(c for p in self.parts for c in get(p).codebooks(sid_codebook)))
+    if self.codebook is None:
+      return ()
+    return (sid_codebook if self.codebook == SID_CODEBOOK else self.codebook,)
+
+  def reads_content(self) -> bool:
+    return self.needs_content or any(get(p).reads_content() for p in self.parts)
+
+
+REPRESENTATIONS: Dict[str, Representation] = {r.name: r for r in (
+    Representation("random_id", f"{_MODULE}.ids:random_id",
+                   summary="hashed item ID, random_id_rows rows (the papers' baseline)"),
+    Representation("item_id_vocab", f"{_MODULE}.ids:item_id_vocab",
+                   summary="one row per training item + item_oov_buckets rows for unseen items"),
+    Representation("no_item", f"{_MODULE}.ids:no_item",
+                   summary="no item input at all: the user-features-only floor"),
+    Representation("dense_content", f"{_MODULE}.content:dense_content", needs_content=True,
+                   summary="linear projection of the frozen content embedding"),
+    Representation("sid_unigram", f"{_MODULE}.sid_ngram:sid_unigram", codebook=SID_CODEBOOK,
+                   summary="one table of K rows per SID level, summed"),
+    Representation("sid_bigram", f"{_MODULE}.sid_ngram:sid_bigram", codebook=SID_CODEBOOK,
+                   summary="non-overlapping code pairs, min(K^2, table_budget) rows each"),
+    Representation("sid_prefix_ngram", f"{_MODULE}.sid_ngram:sid_prefix_ngram",
+                   codebook=SID_CODEBOOK,
+                   summary="one token per SID prefix, one table per prefix length"),
+    Representation("sid_spm", f"{_MODULE}.sid_spm:sid_spm", codebook=SID_CODEBOOK,
+                   summary="SentencePiece pieces of the SID, one row per piece"),
+    Representation("moc", f"{_MODULE}.moc:moc", codebook="moc",
+                   summary="Mixture-of-Codes: one table per codebook + bottleneck self-gating "
+                           "fusion"),
+    Representation("sid_spm+item_id_vocab", f"{_MODULE}.hybrid:hybrid",
+                   parts=("sid_spm", "item_id_vocab"),
+                   summary="SentencePiece sub-IDs and the item-id table (hybrid_combiner)"),
+    Representation("sid_prefix_ngram+item_id_vocab", f"{_MODULE}.hybrid:hybrid",
+                   parts=("sid_prefix_ngram", "item_id_vocab"),
+                   summary="prefix n-grams and the item-id table (hybrid_combiner)"),
+)}
+NAMES = tuple(REPRESENTATIONS)
+
+
+def get(name: str) -> Representation:
+  if name not in REPRESENTATIONS:
+    raise ValueError(f"unknown representation {name!r}; known: {', '.join(NAMES)}")
+  return REPRESENTATIONS[name]
