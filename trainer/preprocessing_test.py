@@ -137,5 +137,15 @@ def test_unseen_user_gets_the_oov_token_and_labels_pass_through(transformed):
   assert eval_rows[1][F.USER_ID] == 0
   assert all(row[F.USER_ID] > 0 for row in train_rows)
   assert eval_rows[0][P.ITEM_COHORT] == b"new"
-  assert {row[F.LABEL] for row in train_rows} <= {0.0, 1.0}
+  # Rows are matched by their item embedding (random per row, passed through), not by
+  # position: Beam does not promise to keep the input order.
+  def key(row):
+    return tuple(np.asarray(row[F.ITEM_EMBEDDING], np.float32).tolist())
+
+  by_embedding = {key(row): row for row in train_rows + eval_rows}
+  assert len(by_embedding) == len(TRAIN) + len(EVAL)
+  raw_rows = TRAIN + EVAL
+  assert {r["label"] for r in raw_rows} == {0, 1}  # both classes, so a constant would fail
+  for raw in raw_rows:
+    assert by_embedding[key(raw)][F.LABEL] == float(raw["label"]), raw
   assert all(0 <= row[F.ITEM_RANDOM_ID] < 5 for row in train_rows)
