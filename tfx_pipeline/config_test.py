@@ -1,5 +1,6 @@
 """PipelineConfig: JSON round trip and the cross-section checks users hit first."""
 import dataclasses
+import json
 
 import pytest
 
@@ -39,6 +40,22 @@ def test_evaluation_thresholds_are_probabilities():
 
 def test_input_cache_is_memory_or_none():
   assert config_lib.RankingConfig().input_cache == "memory"
-  assert config_lib.RankingConfig(input_cache="none").input_cache == "none"
-  with pytest.raises(ValueError, match="input_cache must be memory|none"):
+  default = config_lib.PipelineConfig()
+  config = config_lib.replace_section(default, "ranking", input_cache="none")
+  # "none" survives a --config file and reaches the Trainer: its custom_config carries the
+  # representation's RankingConfig as JSON (trainer.run.trainer_custom_config).
+  again = config_lib.PipelineConfig.from_json(config.to_json())
+  assert again == config
+  trainer_json = config_lib.to_json(again.ranking_for("sid_spm"))
+  assert config_lib.from_json(config_lib.RankingConfig, trainer_json).input_cache == "none"
+  # A different setting is a different Trainer input (TFX cache key), and both parse back.
+  default_json = config_lib.to_json(default.ranking_for("sid_spm"))
+  assert default_json != trainer_json
+  assert config_lib.from_json(config_lib.RankingConfig, default_json).input_cache == "memory"
+  with pytest.raises(ValueError, match=r"input_cache must be memory\|none, got 'disk'"):
     config_lib.RankingConfig(input_cache="disk")
+  # A misspelt field in a --config file is named, not ignored.
+  settings = json.loads(config.to_json())
+  settings["ranking"]["input_cach"] = settings["ranking"].pop("input_cache")
+  with pytest.raises(ValueError, match=r"unknown RankingConfig field\(s\) \['input_cach'\]"):
+    config_lib.PipelineConfig.from_json(json.dumps(settings))
