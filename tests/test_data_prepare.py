@@ -213,3 +213,38 @@ def test_real_ml100k_prepares(tmp_path):
   assert cohorts == {b"new": expected["new_item_eval_examples"],
                      b"seen": expected["seen_item_eval_examples"]}
   assert max(feature(e, "timestamp") for e in train) < expected["time_cut"]
+
+
+def test_split_table_rows_and_right_aligned_numbers():
+  stats = {"dataset": "ml-100k", "split_rule": "first_seen_quantile",
+           "split_rule_detail": "newest 20% of items by first interaction (336 of 1682)",
+           "time_cut": 891356679, "time_cut_utc": "1998-03-31 15:04:39 UTC",
+           "interactions": 100000, "train_examples": 86308, "eval_examples": 13692,
+           "new_item_eval_examples": 4096, "seen_item_eval_examples": 9596, "items": 1682,
+           "train_items": 1346, "rule_new_items": 336, "new_items": 335, "users": 943,
+           "train_positive_rate": 0.5543, "eval_positive_rate": 0.51, "history_length": 10,
+           "prepare_seconds": 9.87, "not_a_table_row": 7,
+           "dropped_rows": {"interactions:unknown_item": 3, "interactions:bad_rating": 12}}
+  expected = [  # (label, printed value) in the printed order
+      ("dataset", "ml-100k"), ("split rule", "first_seen_quantile"),
+      ("new-item rule", stats["split_rule_detail"]),
+      ("time cut", "1998-03-31 15:04:39 UTC (891356679)"), ("interactions", "100,000"),
+      ("train examples", "86,308"), ("eval examples", "13,692"),
+      ("  new-item eval examples", "4,096"), ("  seen-item eval examples", "9,596"),
+      ("items (catalog)", "1,682"), ("items in train", "1,346"),
+      ("items held out by the rule", "336"), ("new items in eval", "335"), ("users", "943"),
+      ("train positive rate", "0.5543"), ("eval positive rate", "0.5100"),
+      ("history length", "10"), ("prepare seconds", "9.9"), ("dropped rows", "15"),
+      ("  interactions:bad_rating", "12"), ("  interactions:unknown_item", "3")]
+  lines = format_split_stats(stats).splitlines()
+  assert len(lines) == len(expected), lines
+  width = max(len(label) for label, _ in expected)
+  numeric_ends = set()
+  for line, (label, value) in zip(lines, expected):
+    assert line[:width].rstrip() == label and line[width:width + 2] == "  ", (line, label)
+    assert line[width + 2:].strip() == value, (line, value)
+    if value.replace(",", "").replace(".", "").isdigit():
+      numeric_ends.add(len(line.rstrip()))
+    else:
+      assert line[width + 2:] == value, line  # text starts at the value column
+  assert len(numeric_ends) == 1  # every number ends in the same column
