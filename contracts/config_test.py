@@ -1,5 +1,6 @@
 """PipelineConfig: JSON round trip and the cross-section checks users hit first."""
 import dataclasses
+import json
 
 import pytest
 
@@ -21,8 +22,11 @@ def test_round_trip_with_overrides_and_representations():
 @pytest.mark.parametrize("changes, message", [
     ({"representations": ("sid_spm", "sid_bpe")}, "representations must be distinct names"),
     ({"representations": ("sid_spm", "sid_spm")}, "representations must be distinct names"),
-    ({"representations": ("moc",), "codebook_methods": ("rqvae",)}, "needs 'moc'"),
-    ({"sid_method": "rqkmeans", "codebook_methods": ("rqvae",)}, "sid_method 'rqkmeans'"),
+    ({"representations": ("moc",), "codebook_methods": ("rqvae",)},
+     "'moc' reads the codes of codebook\\(s\\) \\['moc'\\]"),
+    ({"ranking": config_lib.RankingConfig(sid_codebook="rqkmeans"),
+      "codebook_methods": ("rqvae",)}, "sid_codebook 'rqkmeans' must be one of"),
+    ({"codebook_methods": ("rqvae", "pq")}, "codebook_methods must name methods of"),
     ({"codebook_overrides": {"moc": {"levels": 2}}, "codebook_methods": ("rqvae",)},
      "codebook_overrides names 'moc'"),
     ({"codebook_overrides": {"rqvae": {"levls": 2}}}, "levls"),
@@ -39,6 +43,23 @@ def test_evaluation_thresholds_are_probabilities():
 
 def test_input_cache_is_memory_or_none():
   assert config_lib.RankingConfig().input_cache == "memory"
-  assert config_lib.RankingConfig(input_cache="none").input_cache == "none"
-  with pytest.raises(ValueError, match="input_cache must be memory|none"):
+  default = config_lib.PipelineConfig()
+  config = config_lib.replace_section(default, "ranking", input_cache="none")
+  # "none" survives a --config file and reaches the Trainer: its custom_config carries the
+  # representation's RankingConfig as JSON (contracts.trainer_io.TrainerSettings).
+  from contracts.trainer_io import TrainerSettings  # pylint: disable=g-import-not-at-top
+  again = config_lib.PipelineConfig.from_json(config.to_json())
+  assert again == config
+  trainer_config = TrainerSettings(again.ranking_for("sid_spm")).custom_config()
+  assert TrainerSettings.from_custom_config(trainer_config).ranking.input_cache == "none"
+  # A different setting is a different Trainer input (TFX cache key), and both parse back.
+  default_config = TrainerSettings(default.ranking_for("sid_spm")).custom_config()
+  assert default_config != trainer_config
+  assert TrainerSettings.from_custom_config(default_config).ranking.input_cache == "memory"
+  with pytest.raises(ValueError, match=r"input_cache must be memory\|none, got 'disk'"):
     config_lib.RankingConfig(input_cache="disk")
+  # A misspelt field in a --config file is named, not ignored.
+  settings = json.loads(config.to_json())
+  settings["ranking"]["input_cach"] = settings["ranking"].pop("input_cache")
+  with pytest.raises(ValueError, match=r"unknown RankingConfig field\(s\) \['input_cach'\]"):
+    config_lib.PipelineConfig.from_json(json.dumps(settings))

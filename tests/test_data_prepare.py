@@ -14,6 +14,7 @@ from contracts.config import DataConfig, PipelineConfig, SplitConfig, SyntheticC
 from tests.fixtures import movielens_format as fx
 from tfx_pipeline.data import (DataError, format_split_stats, load_catalog, prepare_data,
                                read_examples, writer)
+from tests import ml100k_reference
 
 SMALL = SyntheticConfig(num_items=300, num_users=80, num_interactions=4000, num_clusters=6,
                         embedding_dim=8, seed=5)
@@ -192,13 +193,59 @@ def test_real_ml100k_prepares(tmp_path):
   config = PipelineConfig(output_dir=str(tmp_path), data=DataConfig(dataset="ml-100k"))
   stats = prepare_data(config)
   assert stats["dataset"] == "ml-100k" and stats["dropped_rows"] == {}
-  assert stats["new_items"] == 336 and stats["new_item_eval_examples"] == 4_096
+  # The same split recomputed with plain Python from the installed package's files.
+  expected = ml100k_reference.ml100k_split_counts()
+  assert {k: stats[k] for k in expected} == expected
 
-  def count(sub):
+  def examples(sub):
     files = glob.glob(schema.shard_pattern(config.data_dir, sub))
-    return sum(len(b) for b in tf.data.TFRecordDataset(files, "GZIP").batch(8192)
-               .as_numpy_iterator())
+    return [tf.train.Example.FromString(r) for r in
+            tf.data.TFRecordDataset(files, "GZIP").as_numpy_iterator()]
 
-  assert count(schema.TRAIN_DIR) == stats["train_examples"] == 86_308
-  assert count(schema.EVAL_DIR) == stats["eval_examples"] == 13_692
-  assert count(schema.CATALOG_DIR) == 1_682
+  def feature(example, name):
+    f = example.features.feature[name]
+    return (f.bytes_list.value or f.int64_list.value)[0]
+
+  train, eval_ = examples(schema.TRAIN_DIR), examples(schema.EVAL_DIR)
+  assert len(train) == expected["train_examples"]
+  assert len(eval_) == expected["eval_examples"]
+  assert len(examples(schema.CATALOG_DIR)) == expected["items"]
+  cohorts = collections.Counter(feature(e, "item_cohort") for e in eval_)
+  assert cohorts == {b"new": expected["new_item_eval_examples"],
+                     b"seen": expected["seen_item_eval_examples"]}
+  assert max(feature(e, "timestamp") for e in train) < expected["time_cut"]
+
+
+def test_split_table_rows_and_right_aligned_numbers():
+  stats = {"dataset": "ml-100k", "split_rule": "first_seen_quantile",
+           "split_rule_detail": "newest 20% of items by first interaction (336 of 1682)",
+           "time_cut": 891356679, "time_cut_utc": "1998-03-31 15:04:39 UTC",
+           "interactions": 100000, "train_examples": 86308, "eval_examples": 13692,
+           "new_item_eval_examples": 4096, "seen_item_eval_examples": 9596, "items": 1682,
+           "train_items": 1346, "rule_new_items": 336, "new_items": 335, "users": 943,
+           "train_positive_rate": 0.5543, "eval_positive_rate": 0.51, "history_length": 10,
+           "prepare_seconds": 9.87, "not_a_table_row": 7,
+           "dropped_rows": {"interactions:unknown_item": 3, "interactions:bad_rating": 12}}
+  expected = [  # (label, printed value) in the printed order
+      ("dataset", "ml-100k"), ("split rule", "first_seen_quantile"),
+      ("new-item rule", stats["split_rule_detail"]),
+      ("time cut", "1998-03-31 15:04:39 UTC (891356679)"), ("interactions", "100,000"),
+      ("train examples", "86,308"), ("eval examples", "13,692"),
+      ("  new-item eval examples", "4,096"), ("  seen-item eval examples", "9,596"),
+      ("items (catalog)", "1,682"), ("items in train", "1,346"),
+      ("items held out by the rule", "336"), ("new items in eval", "335"), ("users", "943"),
+      ("train positive rate", "0.5543"), ("eval positive rate", "0.5100"),
+      ("history length", "10"), ("prepare seconds", "9.9"), ("dropped rows", "15"),
+      ("  interactions:bad_rating", "12"), ("  interactions:unknown_item", "3")]
+  lines = format_split_stats(stats).splitlines()
+  assert len(lines) == len(expected), lines
+  width = max(len(label) for label, _ in expected)
+  numeric_ends = set()
+  for line, (label, value) in zip(lines, expected):
+    assert line[:width].rstrip() == label and line[width:width + 2] == "  ", (line, label)
+    assert line[width + 2:].strip() == value, (line, value)
+    if value.replace(",", "").replace(".", "").isdigit():
+      numeric_ends.add(len(line.rstrip()))
+    else:
+      assert line[width + 2:] == value, line  # text starts at the value column
+  assert len(numeric_ends) == 1  # every number ends in the same column

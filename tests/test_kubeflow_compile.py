@@ -1,18 +1,33 @@
 """The same DAG compiles for Kubeflow Pipelines V2 (no cluster needed)."""
+import dataclasses
 import json
+
+import pytest
 
 from tests.test_pipeline_e2e import small_synthetic_config
 
+# What a distributed run would pass (PipelineConfig.beam_pipeline_args); none of them is a
+# default, so finding them in the spec means they came from the config.
+BEAM_ARGS = ("--runner=DataflowRunner", "--project=sidrec-test", "--region=europe-west4",
+             "--temp_location=gs://bucket/sidrec-tmp")
 
-def test_pipeline_compiles_to_kubeflow_v2_spec(tmp_path):
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
   from tfx_pipeline import kubeflow_v2_runner
-  from tfx_pipeline import pipeline
-  config = small_synthetic_config(str(tmp_path / "out"))
+  tmp = tmp_path_factory.mktemp("kfp")
+  config = dataclasses.replace(small_synthetic_config(str(tmp / "out")),
+                               beam_pipeline_args=BEAM_ARGS)
   path = kubeflow_v2_runner.compile_pipeline(
-      config, output_file=str(tmp_path / "pipeline.json"), image="example.com/sidrec:test",
+      config, output_file=str(tmp / "pipeline.json"), image="example.com/sidrec:test",
       pipeline_root="gs://bucket/sidrec", data_dir="gs://bucket/sidrec-data")
   with open(path) as f:
-    job = json.load(f)
+    return config, json.load(f)
+
+
+def test_pipeline_compiles_to_kubeflow_v2_spec(compiled):
+  from tfx_pipeline import pipeline
+  config, job = compiled
   spec = job["pipelineSpec"]
   tasks = spec["root"]["dag"]["tasks"]
   text = json.dumps(spec)
@@ -24,8 +39,88 @@ def test_pipeline_compiles_to_kubeflow_v2_spec(tmp_path):
   # Transform and the Trainer get their functions as dotted paths (nothing is packaged).
   assert pipeline.PREPROCESSING_FN in text and pipeline.RUN_FN in text
   assert "gs://bucket/sidrec/serving/sid_spm" in text
-  text = json.dumps(spec)
   # Custom artifact types keep their Kubeflow-valid schema title.
   assert "sidrec.ItemEmbeddings" in text
   assert "example.com/sidrec:test" in text
   assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/sidrec"
+
+
+def _expected_inputs(config) -> dict:
+  """{task: {input: (producer task, output key)}}: the DAG of tfx_pipeline/pipeline.py."""
+  from tfx_pipeline import pipeline
+  books = {m: pipeline.codebook_prefix(m) for m in config.codebook_methods}
+  # One `codes_<codebook>` input per codebook, from that codebook's assigner.
+  codes = {f"codes_{m}": (f"{prefix}SemanticIdAssigner", "semantic_ids")
+           for m, prefix in books.items()}
+  assert set(codes) == {"codes_rqvae", "codes_moc", "codes_rqkmeans"}
+  joined = {"examples": ("SemanticIdJoiner", "joined_examples"),
+            "schema": ("SemanticIdJoiner", "joined_schema")}
+  transformed = {"examples": ("Transform", "transformed_examples"),
+                 "transform_graph": ("Transform", "transform_graph")}
+  embeddings = ("ContentEmbedder", "item_embeddings")
+  expected = {
+      "InteractionExampleGen": {},
+      "CatalogExampleGen": {},
+      "StatisticsGen": {"examples": ("InteractionExampleGen", "examples")},
+      "SchemaGen": {"statistics": ("StatisticsGen", "statistics")},
+      "ExampleValidator": {"statistics": ("StatisticsGen", "statistics"),
+                           "schema": ("SchemaGen", "schema")},
+      "ContentEmbedder": {"catalog": ("CatalogExampleGen", "examples")},
+      "SemanticIdJoiner": {"examples": ("InteractionExampleGen", "examples"),
+                           "schema": ("SchemaGen", "schema"), **codes},
+      "Transform": joined,
+      "ExamplePacker": transformed,
+  }
+  for prefix in books.values():
+    expected[f"{prefix}CodebookTrainer"] = {"item_embeddings": embeddings,
+                                            "catalog": ("CatalogExampleGen", "examples")}
+    expected[f"{prefix}SemanticIdAssigner"] = {"item_embeddings": embeddings,
+                                               "codebook": (f"{prefix}CodebookTrainer",
+                                                            "codebook")}
+  for representation in config.representations:
+    r = pipeline.component_prefix(representation)
+    expected[f"{r}Trainer"] = dict(transformed, **codes,
+                                   packed_examples=("ExamplePacker", "packed_examples"))
+    if representation == "dense_content":
+      expected[f"{r}Trainer"]["item_embeddings"] = embeddings
+    expected[f"{r}Evaluator"] = dict(joined, model=(f"{r}Trainer", "model"))
+    expected[f"{r}Pusher"] = {"model": (f"{r}Trainer", "model"),
+                              "model_blessing": (f"{r}Evaluator", "blessing")}
+  return expected
+
+
+def test_every_task_reads_the_artifacts_of_its_upstream_tasks(compiled):
+  config, job = compiled
+  assert "dense_content" in config.representations  # the one Trainer with embeddings
+  tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+  got = {}
+  for name, task in tasks.items():
+    artifacts = task.get("inputs", {}).get("artifacts", {})
+    got[name] = {key: (a["taskOutputArtifact"]["producerTask"],
+                       a["taskOutputArtifact"]["outputArtifactKey"])
+                 for key, a in artifacts.items()}
+    # Kubeflow schedules by dependentTasks: exactly the producers of the task's inputs.
+    assert sorted(task.get("dependentTasks", [])) == sorted(
+        {producer for producer, _ in got[name].values()}), name
+  expected = _expected_inputs(config)
+  assert set(got) == set(expected)
+  for name in sorted(expected):
+    assert got[name] == expected[name], name
+
+
+def test_beam_pipeline_args_reach_the_beam_components(compiled):
+  config, job = compiled
+  spec = job["pipelineSpec"]
+  from tfx_pipeline import pipeline
+  beam_tasks = ["InteractionExampleGen", "CatalogExampleGen", "StatisticsGen",
+                "ContentEmbedder", "SemanticIdJoiner", "Transform", "ExamplePacker"]
+  beam_tasks += [f"{pipeline.codebook_prefix(m)}SemanticIdAssigner"
+                 for m in config.codebook_methods]
+  beam_tasks += [f"{pipeline.component_prefix(r)}Evaluator" for r in config.representations]
+  n = len(BEAM_ARGS)
+  for name in beam_tasks:
+    label = spec["components"][spec["root"]["dag"]["tasks"][name]["componentRef"]["name"]][
+        "executorLabel"]
+    args = spec["deploymentSpec"]["executors"][label]["container"]["args"]
+    # In the config's order, as one run of arguments.
+    assert any(tuple(args[i:i + n]) == BEAM_ARGS for i in range(len(args) - n + 1)), (name, args)

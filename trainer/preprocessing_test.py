@@ -34,7 +34,6 @@ RAW_SPEC = {
     "item_cohort": tf.io.FixedLenFeature([], tf.string),
 }
 
-rng = np.random.default_rng(0)
 ITEMS = {f"i{j}": [j % 2, j % 4, j % 8] for j in range(12)}   # SIDs share prefixes
 ITEMS["new"] = [1, 3, 5]                                       # known codes, new item
 MOC = {k: [v[0], v[2]] for k, v in ITEMS.items()}
@@ -50,7 +49,9 @@ def _row(user, item, history, cohort="seen"):
       "history_codes_rqvae": sum((ITEMS[h] for h in history), []) + [0] * (L * pad),
       "item_codes_moc": MOC[item],
       "history_codes_moc": sum((MOC[h] for h in history), []) + [0] * (M * pad),
-      "label": int(rng.integers(2)), "item_cohort": cohort.encode(),
+      # A function of the item and its history length, so that a test can tell each row's
+      # label without relying on the row order.
+      "label": (sum(ITEMS[item]) + len(history)) % 2, "item_cohort": cohort.encode(),
   }
 
 
@@ -121,14 +122,24 @@ def test_unseen_user_gets_the_oov_token_and_labels_pass_through(transformed):
   assert eval_rows[1][F.USER_ID] == 0
   assert all(row[F.USER_ID] > 0 for row in train_rows)
   assert eval_rows[0]["item_cohort"] == b"new"
-  assert {row[F.LABEL] for row in train_rows} <= {0.0, 1.0}
+  # Rows are matched by what determines their label (the item and its history length, see
+  # _row), not by position: Beam does not promise to keep the input order.
+  def key(item, history_length):
+    return item, int(history_length)
+
+  expected = {key(r["item_id"], sum(h != b"" for h in r["history_item_ids"])): r["label"]
+              for r in TRAIN + EVAL}
+  assert set(expected.values()) == {0, 1}  # both classes, so a constant would fail
+  for row in train_rows + eval_rows:
+    got = key(row[F.ITEM_KEY], np.asarray(row[F.HISTORY_MASK]).sum())
+    assert row[F.LABEL] == float(expected[got]), got
   assert all(0 <= row[F.ITEM_RANDOM_ID] < 5 for row in train_rows)
 
 
 def test_only_the_spm_codebooks_get_sentencepiece_tokens_and_every_codebook_its_codes(
     transformed):
   _, train_rows, _ = transformed
-  row = train_rows[0]
+  row = next(r for r in train_rows if r[F.ITEM_KEY] == b"i0")
   assert SPM_TOKENS in row and F.item_spm_tokens("moc") not in row
   assert np.asarray(row[MOC_CODES]).tolist() == MOC["i0"]
   assert np.asarray(row[SID_CODES]).tolist() == ITEMS["i0"]

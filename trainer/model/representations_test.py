@@ -1,6 +1,10 @@
 """Shapes, table sizes and behaviour of each item-representation layer (eager, no training)."""
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -131,12 +135,35 @@ def test_prefix_ngram_tokens_share_prefixes():
   assert out.shape == (2, E)
 
 
+_HASH_SCRIPT = r"""
+import json, sys
+import tensorflow as tf
+from trainer.model import representations as R
+codes, all_rows = json.loads(sys.stdin.read())
+print("BUCKETS", json.dumps([R.hash_codes(tf.constant(codes, tf.int64), rows).numpy().tolist()
+                             for rows in all_rows]))
+"""
+
+
 def test_hash_is_stable():
-  # farmhash64 via tf.fingerprint: the same codes give the same bucket in every process.
   h = R.hash_codes(tf.constant([[1, 2], [1, 2], [2, 1]], tf.int64), 1_000_003).numpy()
   assert h[0] == h[1] != h[2]
   again = R.hash_codes(tf.constant([[1, 2]], tf.int64), 1_000_003).numpy()
   assert again[0] == h[0]
+  # Training and serving hash in different processes: a fresh interpreter must give the same
+  # buckets as this one.
+  codes = np.random.default_rng(0).integers(0, 2**40, (64, 3)).tolist()
+  all_rows = [1_000_003, 4096]
+  here = [R.hash_codes(tf.constant(codes, tf.int64), rows).numpy().tolist() for rows in all_rows]
+  assert all(len(set(b)) > 50 for b in here)  # spread out, so equality below says something
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  proc = subprocess.run([sys.executable, "-c", _HASH_SCRIPT], cwd=root,
+                        input=json.dumps([codes, all_rows]), capture_output=True, text=True,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=120, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  line = [l for l in proc.stdout.splitlines() if l.startswith("BUCKETS ")]
+  assert line, proc.stdout[-2000:]
+  assert json.loads(line[0].split(" ", 1)[1]) == here
 
 
 def test_spm_pools_over_non_padding_pieces():
@@ -200,8 +227,18 @@ def test_hybrid_sum_and_concat():
 
 def test_dense_content_projects():
   rep = R.make_item_representation("dense_content", fast_config(embedding_dim=E), SIZES)
-  out = rep(item_inputs())
+  inputs = item_inputs()
+  out = rep(inputs)
   assert out.shape == (T, E) and rep.projection.kernel.shape == (12, E)
+  # A nonzero bias, so that dropping it would show.
+  rng = np.random.default_rng(3)
+  rep.projection.bias.assign(rng.standard_normal(E).astype(np.float32))
+  x = inputs[F.ITEM_EMBEDDING].numpy().astype(np.float64)
+  expected = x @ rep.projection.kernel.numpy() + rep.projection.bias.numpy()
+  np.testing.assert_allclose(rep(inputs).numpy(), expected, rtol=1e-5, atol=1e-5)
+  # Only the content embedding is read.
+  others = dict(inputs, **{k: v + 1 for k, v in inputs.items() if k != F.ITEM_EMBEDDING})
+  np.testing.assert_allclose(rep(others).numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_same_seed_same_initial_tables():
