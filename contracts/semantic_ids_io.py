@@ -65,3 +65,19 @@ def code_shape(artifact) -> Tuple[int, int]:
 
 def codebook_name(artifact) -> str:
   return artifact.get_string_custom_property(CODEBOOK_PROPERTY)
+
+
+# Components that take every codebook's SemanticIds (SemanticIdJoiner, SidRankingTrainer) have
+# one input per codebook, keyed `codes_<codebook name>`: Kubeflow V2 compiles only single
+# channels per input (no union of channels).
+CODES_INPUT_PREFIX = "codes_"
+
+
+def codes_input_key(codebook: str) -> str:
+  return CODES_INPUT_PREFIX + codebook
+
+
+def codes_inputs(input_dict: Dict[str, list]) -> Dict[str, object]:
+  """{codebook name: its SemanticIds artifact} from an executor's input_dict, sorted by name."""
+  return {key[len(CODES_INPUT_PREFIX):]: artifacts[0] for key, artifacts in sorted(
+      input_dict.items()) if key.startswith(CODES_INPUT_PREFIX) and artifacts}

@@ -85,6 +85,19 @@ def test_experiment_rejects_non_integer_lists(capsys):
   assert "expected comma-separated integers, got '65536,8k'" in capsys.readouterr().err
 
 
+def test_settings_that_cannot_work_get_one_line_not_a_traceback(tmp_path, capsys):
+  assert cli.main(["experiment", "--seeds", "0,0", "--summarize-only"]) == 2
+  err = capsys.readouterr().err
+  assert err.strip().splitlines() == [
+      "sidrec experiment: error: experiment needs distinct seeds, got [0, 0]"]
+  config = tmp_path / "config.json"
+  config.write_text('{"ranking": {"embeding_dim": 16}}')
+  assert cli.main(["run", "--config", str(config)]) == 2
+  (line,) = capsys.readouterr().err.strip().splitlines()
+  assert line.startswith("sidrec run: error: unknown RankingConfig field(s) ['embeding_dim']")
+  assert line.endswith(f"(--config {config})")
+
+
 def _count_tfrecords(pattern):
   """Records in GZIP TFRecord files, read with the standard library (length-prefixed)."""
   import glob

@@ -142,7 +142,11 @@ def test_every_representation_is_trained_evaluated_and_pushed(two_runs):
     assert len(versions) == 1, name
     assert r["pushed_to"] and os.path.dirname(versions[0]) == r["pushed_to"].rstrip("/")
   # No item input: every example of a user gets the same score, so per-user AUC is chance.
-  assert reps["no_item"]["gauc"] == pytest.approx(0.5)
+  # Not exactly: the same user's score can differ in its last float32 bits between TFMA's
+  # batches (matmul blocking), and gauc.auc rounds scores to 6 decimals before ranking, so a
+  # pair straddling a rounding boundary is no tie (measured 0.49811 in one of three runs of
+  # this test, 0.5 in the others; ML-1M: 0.5003).
+  assert reps["no_item"]["gauc"] == pytest.approx(0.5, abs=0.005)
   assert reps["no_item"]["table_rows"] == 0
   assert reps["random_id"]["table_rows"] == config.ranking.random_id_rows
   assert reps["sid_spm"]["gauc_seen_items"] > 0.55  # items carry signal in the synthetic data

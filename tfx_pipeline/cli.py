@@ -56,8 +56,20 @@ def _representations(text: str) -> tuple:
   return names
 
 
+class UsageError(ValueError):
+  """Settings that cannot work: one line for the user, no traceback (main)."""
+
+
 def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
   """Turns CLI flags into the one PipelineConfig (a --config file first, flags on top)."""
+  try:
+    return _build_config(args)
+  except (ValueError, TypeError, OSError) as e:
+    where = f" (--config {args.config})" if args.config else ""
+    raise UsageError(f"{e}{where}") from None
+
+
+def _build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
   if args.config:
     with open(args.config) as f:
       config = config_lib.PipelineConfig.from_json(f.read())
@@ -113,9 +125,12 @@ def _int_list(text: str) -> tuple:
 def _cmd_experiment(args: argparse.Namespace) -> int:
   from tfx_pipeline import experiment
   config = build_config(args)
-  plan = experiment.ExperimentPlan(seeds=args.seeds, table_budgets=args.table_budgets or (),
-                                   moc_scaling_factors=args.moc_scaling or (),
-                                   run_main_grid=not args.moc_scaling_only)
+  try:
+    plan = experiment.ExperimentPlan(seeds=args.seeds, table_budgets=args.table_budgets or (),
+                                     moc_scaling_factors=args.moc_scaling or (),
+                                     run_main_grid=not args.moc_scaling_only)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
   experiment.run_experiment(config, plan, summarize_only=args.summarize_only)
   return 0
 
@@ -176,6 +191,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   args = make_parser().parse_args(argv)
   try:
     return args.func(args)
+  except UsageError as e:
+    print(f"sidrec {args.command}: error: {e}", file=sys.stderr)
+    return 2
   except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
     return 130

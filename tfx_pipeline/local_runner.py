@@ -12,6 +12,7 @@ from absl import logging as absl_logging
 from tfx import v1 as tfx
 
 from contracts import config as config_lib
+from contracts import schema
 from tfx_pipeline import pipeline as pipeline_lib
 from tfx_pipeline import report as report_lib
 
@@ -109,7 +110,7 @@ def metadata_config(config: config_lib.PipelineConfig):
 def ensure_data(config: config_lib.PipelineConfig, force: bool = False) -> dict:
   """Prepares DIR/data unless it already holds data prepared with the same settings."""
   from tfx_pipeline.data import prepare
-  stats_path = os.path.join(config.data_dir, "split_stats.json")
+  stats_path = os.path.join(config.data_dir, schema.SPLIT_STATS_FILE)
   stamp_path = os.path.join(config.data_dir, PREPARED_WITH)
   fingerprint = data_fingerprint(config)
   if not force and os.path.exists(stats_path) and os.path.exists(stamp_path):

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional
 
 from contracts import codebook_io
 from contracts import config as config_lib
+from contracts import embeddings_io
 from contracts import semantic_ids_io
 from contracts import trainer_io
 from contracts.registry import metrics as metric_registry
@@ -88,7 +89,7 @@ def build_report(config: config_lib.PipelineConfig, split_stats: dict,
                  pipeline_seconds: float) -> dict:
   run = RunArtifacts(os.path.abspath(config.metadata_path), config.name)
   embeddings_uri = run.uri("ContentEmbedder", "sidrec.ItemEmbeddings")
-  embeddings = _read_json(os.path.join(embeddings_uri, "metadata.json")) if embeddings_uri else None
+  embeddings = (embeddings_io.read_metadata(embeddings_uri) or None) if embeddings_uri else None
   if embeddings is not None:
     embeddings = dict(embeddings, uri=embeddings_uri)
   return {
@@ -200,8 +201,11 @@ def representation_section(config: config_lib.PipelineConfig,
   return section
 
 
+REPORT_FILE = "report.json"
+
+
 def write_report(report: dict, output_dir: str) -> str:
-  path = os.path.join(output_dir, "report.json")
+  path = os.path.join(output_dir, REPORT_FILE)
   atomic_write_text(path, json.dumps(report, indent=2, sort_keys=True))
   return path
 
