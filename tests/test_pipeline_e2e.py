@@ -4,6 +4,7 @@ Modelled on tfx/examples/penguin/penguin_pipeline_local_e2e_test.py: the first r
 produce every artifact; the second, identical run must be served from the cache (no
 component executes again) and leave the outputs unchanged.
 """
+import collections
 import dataclasses
 import glob
 import json
@@ -52,21 +53,31 @@ def _execution_counts(config):
   return {c: len(_executions(config.pipeline_root, c)) for c in COMPONENTS}
 
 
+Runs = collections.namedtuple("Runs", "config first second executions_after_first "
+                               "executions_after_second pushed_after_first markdown_after_first")
+
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-  """The two identical runs, and each component's executor runs right after them (the tests
-  below add runs of their own to the shared pipeline root, in any order)."""
+  """The two identical runs, with each component's executor runs and the pushed model
+  versions as they were right after them: the tests below add runs (and pushes) of their own
+  to the shared output directory, in any order (`pytest --random-order` checks it)."""
   from tfx_pipeline import local_runner
   output = str(tmp_path_factory.mktemp("e2e"))
   config = small_synthetic_config(output)
   first = local_runner.run(config)
   after_first = _execution_counts(config)
+  pushed = {name: sorted(glob.glob(os.path.join(config.serving_dir, r["model_name"], "*",
+                                                "saved_model.pb")))
+            for name, r in first["representations"].items()}
+  with open(os.path.join(config.output_dir, "report.md")) as f:
+    markdown = f.read()
   second = local_runner.run(config)
-  return config, first, second, after_first, _execution_counts(config)
+  return Runs(config, first, second, after_first, _execution_counts(config), pushed, markdown)
 
 
 def test_first_run_writes_every_artifact(two_runs):
-  config, first, _, after_first, _ = two_runs
+  config, first, after_first = two_runs.config, two_runs.first, two_runs.executions_after_first
   split = first["split"]
   assert split["new_items"] > 0 and split["train_examples"] > 0
   assert split["new_item_eval_examples"] + split["seen_item_eval_examples"] == \
@@ -111,8 +122,53 @@ def test_first_run_writes_every_artifact(two_runs):
   assert on_disk["split"]["eval_examples"] == split["eval_examples"]
 
 
+def _anomalies(uri, split):
+  from tensorflow_metadata.proto.v0 import anomalies_pb2
+  anomalies = anomalies_pb2.Anomalies()
+  with open(os.path.join(uri, f"Split-{split}", "SchemaDiff.pb"), "rb") as f:
+    anomalies.ParseFromString(f.read())
+  return anomalies
+
+
+def test_example_validator_passes_clean_data_and_flags_an_anomaly(two_runs, tmp_path):
+  """The pipeline's ExampleValidator finds nothing in the clean synthetic splits; over the
+  same statistics, a schema that expects only seen items flags the eval split's new ones."""
+  from tfx.components.example_validator import executor as validator
+  from tfx.types import artifact_utils
+  from tfx.types import standard_artifacts
+  from tfx.utils import io_utils
+  config = two_runs.config
+  (anomalies_uri,) = glob.glob(os.path.join(config.pipeline_root, "ExampleValidator",
+                                            "anomalies", "*"))
+  for split in ("train", "eval"):
+    assert not _anomalies(anomalies_uri, split).anomaly_info, split
+
+  def artifact(cls, pattern):
+    a = cls()
+    a.uri = glob.glob(os.path.join(config.pipeline_root, pattern))[0]
+    return a
+
+  statistics = artifact(standard_artifacts.ExampleStatistics, "StatisticsGen/statistics/*")
+  statistics.split_names = artifact_utils.encode_split_names(["train", "eval"])
+  schema = io_utils.SchemaReader().read(
+      glob.glob(os.path.join(config.pipeline_root, "SchemaGen", "schema", "*",
+                             "schema.pbtxt"))[0])
+  domain = next(d for d in schema.string_domain if d.name == "item_cohort")
+  del domain.value[:]
+  domain.value.append("seen")
+  strict = standard_artifacts.Schema()
+  strict.uri = str(tmp_path / "schema")
+  io_utils.write_pbtxt_file(os.path.join(strict.uri, "schema.pbtxt"), schema)
+  output = standard_artifacts.ExampleAnomalies()
+  output.uri = str(tmp_path / "anomalies")
+  validator.Executor().Do({"statistics": [statistics], "schema": [strict]},
+                          {"anomalies": [output]}, {"exclude_splits": "[]"})
+  assert "item_cohort" in _anomalies(output.uri, "eval").anomaly_info
+  assert not _anomalies(output.uri, "train").anomaly_info  # train has seen items only
+
+
 def test_every_representation_is_trained_evaluated_and_pushed(two_runs):
-  config, first, _, _, _ = two_runs
+  config, first = two_runs.config, two_runs.first
   split = first["split"]
   reps = first["representations"]
   assert list(reps) == list(REPRESENTATIONS)
@@ -137,8 +193,7 @@ def test_every_representation_is_trained_evaluated_and_pushed(two_runs):
     assert r["train_input"] == "packed", name  # read from ExamplePacker's chunks
     assert r["train_examples_per_sec"] > 0
     assert r["blessed"], (name, r["auc"], r["auc_new_items"])
-    versions = glob.glob(os.path.join(config.serving_dir, r["model_name"], "*",
-                                      "saved_model.pb"))
+    versions = two_runs.pushed_after_first[name]
     assert len(versions) == 1, name
     assert r["pushed_to"] and os.path.dirname(versions[0]) == r["pushed_to"].rstrip("/")
   # No item input: every example of a user gets the same score, so per-user AUC is chance.
@@ -153,7 +208,7 @@ def test_every_representation_is_trained_evaluated_and_pushed(two_runs):
   # TensorBoard logs beside each model, and the readable report with its plot.
   assert glob.glob(os.path.join(config.pipeline_root, "SidSpmTrainer", "model_run", "*",
                                 "train", "events.out.tfevents.*"))
-  markdown = open(os.path.join(config.output_dir, "report.md")).read()
+  markdown = two_runs.markdown_after_first
   assert "| `sid_spm` |" in markdown and "plots/auc_by_representation.png" in markdown
   assert os.path.getsize(os.path.join(config.output_dir, "plots",
                                       "auc_by_representation.png")) > 10_000
@@ -161,8 +216,11 @@ def test_every_representation_is_trained_evaluated_and_pushed(two_runs):
 
 def _joined_eval_examples(config):
   import tensorflow as tf
-  files = glob.glob(os.path.join(config.pipeline_root, "SemanticIdJoiner", "joined_examples",
-                                 "*", "Split-eval", "*"))
+  # The first run's output (a later test may run the Joiner again under a new setting).
+  first = min(glob.glob(os.path.join(config.pipeline_root, "SemanticIdJoiner",
+                                     "joined_examples", "*")),
+              key=lambda path: int(os.path.basename(path)))
+  files = glob.glob(os.path.join(first, "Split-eval", "*"))
   return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
 
@@ -176,7 +234,7 @@ def test_pushed_model_scores_by_id_and_a_brand_new_item_by_its_sid(two_runs):
   an id the tables never saw is scored from the SID the client sends."""
   import numpy as np
   import tensorflow as tf
-  config, first, _, _, _ = two_runs
+  config, first = two_runs.config, two_runs.first
   records = _joined_eval_examples(config)[:64]
   examples = [tf.train.Example.FromString(r) for r in records]
   for name in ("sid_spm", "moc", "dense_content", "random_id"):
@@ -221,10 +279,10 @@ def _embeddings_of(report, item_ids):
 
 
 def test_second_run_is_served_from_cache(two_runs):
-  _, first, second, after_first, after_second = two_runs
+  first, second = two_runs.first, two_runs.second
   assert set(second["components"]["cached"]) == set(COMPONENTS)
   # A cached component does not execute again: still exactly one executor run each.
-  assert after_second == after_first
+  assert two_runs.executions_after_second == two_runs.executions_after_first
   assert second["embeddings"]["uri"] == first["embeddings"]["uri"]
   assert second["representations"] == first["representations"]
 
@@ -233,7 +291,7 @@ def test_second_run_is_served_from_cache(two_runs):
 def test_failed_threshold_blocks_the_push_and_reruns_only_the_evaluator(two_runs, gate):
   """Either AUC bound (on the new-item slice, or overall) blocks the push on its own."""
   from tfx_pipeline import local_runner
-  config, first, _, _, _ = two_runs
+  config, first = two_runs.config, two_runs.first
   measured = first["representations"]["random_id"]
   other = "min_auc" if gate == "min_auc_new_items" else "min_auc_new_items"
   # Just above the measured value on the gated slice, the other bound left at 0.5.
@@ -261,7 +319,7 @@ def local_runner_components(config):
 def test_experiment_over_seeds_reuses_the_pipeline_cache(two_runs):
   """`sidrec experiment`: seed 0 is the first run's cache; seed 1 retrains only the rankers."""
   from tfx_pipeline import experiment
-  config, first, _, _, _ = two_runs
+  config, first = two_runs.config, two_runs.first
   base = dataclasses.replace(config, representations=("random_id", "sid_spm"))
   before = _execution_counts(config)
   result = experiment.run_experiment(base, experiment.ExperimentPlan(seeds=(0, 1)))
@@ -284,7 +342,7 @@ def test_experiment_over_seeds_reuses_the_pipeline_cache(two_runs):
 def test_changed_embedding_setting_reruns_only_the_embedder_and_below(two_runs):
   """A changed setting invalidates exactly the components that read it."""
   from tfx_pipeline import local_runner
-  config, _, _, _, _ = two_runs
+  config = two_runs.config
   changed = dataclasses.replace(
       config_lib.replace_section(config, "embedding", batch_size=17),
       representations=("sid_spm",))
