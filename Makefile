@@ -10,7 +10,7 @@ DATASET ?= ml-1m
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test test-fast bench install clean
+.PHONY: demo test test-fast test-random bench install clean
 
 # The stamp is rebuilt when the lock or setup.py changes; otherwise install is a no-op.
 $(VENV)/.sidrec-installed: requirements.lock setup.py pyproject.toml
@@ -31,6 +31,11 @@ test: install
 # Everything but the end-to-end LocalDagRunner runs.
 test-fast: install
 	$(PY) -m pytest -q -p no:cacheprovider -m "not e2e"
+
+# The whole suite in a random order (pytest-random-order, shuffled within each module): the
+# tests must not depend on the order they run in. The seed is printed at the top.
+test-random: install
+	$(PY) -m pytest -q -p no:cacheprovider --random-order
 
 # Throughput benchmarks (print figures and ratios against the targets; not part of `make test`).
 bench: install

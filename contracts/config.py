@@ -14,7 +14,9 @@ import json
 import os
 from typing import Any, Dict, Optional, Type, TypeVar
 
+from contracts import schema
 from contracts.registry import codebook_methods as codebook_registry
+from contracts.registry import metrics as metric_registry
 from contracts.registry import representations as representation_registry
 
 T = TypeVar("T")
@@ -289,7 +291,7 @@ class EvaluationConfig:
   inference_batch_size: int = 1024
 
   def __post_init__(self):
-    for name in ("min_auc", "min_auc_new_items", "min_gauc"):
+    for name in sorted({m.gate for m in metric_registry.REPORTED if m.gate}):
       if not 0.0 <= getattr(self, name) <= 1.0:
         raise ValueError(f"evaluation.{name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -317,6 +319,10 @@ class PipelineConfig:
   beam_pipeline_args: tuple = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
   def __post_init__(self):
+    if self.split.history_length < 1:
+      raise ValueError("split.history_length must be >= 1 (Transform and the serving signature "
+                       "need a fixed history shape); train without history with "
+                       "ranking.use_history=False")
     unknown = [m for m in self.codebook_methods if m not in CODEBOOK_METHODS]
     if unknown or not self.codebook_methods:
       raise ValueError(f"codebook_methods must name methods of {list(CODEBOOK_METHODS)}, "
@@ -380,8 +386,28 @@ def to_json(config: Any) -> str:
   return json.dumps(dataclasses.asdict(config), sort_keys=True)
 
 
+def _migrate(values: Dict[str, Any]) -> Dict[str, Any]:
+  """A PipelineConfig dict written before the SID codebook became `ranking.sid_codebook` and
+  the history length lived in `split` only: the old keys map onto the new ones."""
+  values = dict(values)
+  ranking = dict(values.get("ranking") or {})
+  if "sid_method" in values:
+    ranking.setdefault("sid_codebook", values.pop("sid_method"))
+  if "history_length" in ranking:
+    old = ranking.pop("history_length")
+    split = values.get("split") or {}
+    if old != split.get("history_length", SplitConfig.history_length):
+      raise ValueError(f"ranking.history_length {old} differs from split.history_length: the "
+                       f"model reads the data's history length; set split.history_length only")
+  if ranking or "ranking" in values:
+    values["ranking"] = ranking
+  return values
+
+
 def from_dict(cls: Type[T], values: Dict[str, Any]) -> T:
   """Builds a (nested) config dataclass from a dict, rejecting unknown keys by name."""
+  if cls is PipelineConfig:
+    values = _migrate(values)
   fields = {f.name: f for f in dataclasses.fields(cls)}
   unknown = sorted(set(values) - set(fields))
   if unknown:
@@ -425,5 +451,5 @@ def with_dataset_defaults(config: PipelineConfig) -> PipelineConfig:
     config = replace_section(
         config, "embedding", encoder="precomputed", precomputed_format="npy",
         precomputed_path=os.path.join(os.path.abspath(config.data_dir),
-                                      "synthetic_embeddings.npy"))
+                                      schema.SYNTHETIC_EMBEDDINGS_FILE))
   return config

@@ -36,6 +36,23 @@ def test_inconsistent_settings_fail_by_name(changes, message):
     dataclasses.replace(config_lib.PipelineConfig(), **changes)
 
 
+def test_a_config_file_from_before_the_codebook_keyed_settings_still_loads():
+  """`sid_method` (now ranking.sid_codebook) and ranking.history_length (now split's only)."""
+  old = json.loads(config_lib.PipelineConfig().to_json())
+  old["sid_method"] = old["ranking"].pop("sid_codebook").replace("rqvae", "rqkmeans")
+  old["ranking"]["history_length"] = 10
+  config = config_lib.PipelineConfig.from_json(json.dumps(old))
+  assert config.ranking.sid_codebook == "rqkmeans" and config.split.history_length == 10
+  old["ranking"]["history_length"] = 5
+  with pytest.raises(ValueError, match="ranking.history_length 5 differs from split"):
+    config_lib.PipelineConfig.from_json(json.dumps(old))
+
+
+def test_the_pipeline_needs_a_history_shape():
+  with pytest.raises(ValueError, match="history_length must be >= 1.*use_history=False"):
+    config_lib.PipelineConfig(split=config_lib.SplitConfig(history_length=0))
+
+
 def test_evaluation_thresholds_are_probabilities():
   with pytest.raises(ValueError, match="min_auc_new_items"):
     config_lib.EvaluationConfig(min_auc_new_items=1.5)

@@ -49,10 +49,11 @@ def _expected_inputs(config) -> dict:
   """{task: {input: (producer task, output key)}}: the DAG of tfx_pipeline/pipeline.py."""
   from tfx_pipeline import pipeline
   books = {m: pipeline.codebook_prefix(m) for m in config.codebook_methods}
-  # One `codes_<codebook>` input per codebook, from that codebook's assigner.
-  codes = {f"codes_{m}": (f"{prefix}SemanticIdAssigner", "semantic_ids")
-           for m, prefix in books.items()}
-  assert set(codes) == {"codes_rqvae", "codes_moc", "codes_rqkmeans"}
+  # One `codes_<codebook>` input per codebook a representation can read, from its assigner;
+  # RQ-KMeans is trained and assigned for the report only.
+  codes = {f"codes_{m}": (f"{books[m]}SemanticIdAssigner", "semantic_ids")
+           for m in pipeline.joined_codebooks(config)}
+  assert set(codes) == {"codes_rqvae", "codes_moc"}
   joined = {"examples": ("SemanticIdJoiner", "joined_examples"),
             "schema": ("SemanticIdJoiner", "joined_schema")}
   transformed = {"examples": ("Transform", "transformed_examples"),

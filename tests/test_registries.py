@@ -45,6 +45,24 @@ def test_every_reported_metric_has_a_tfma_producer_and_a_real_gate():
   assert len({m.key for m in metrics.REPORTED}) == len(metrics.REPORTED)
 
 
+def test_the_default_pipeline_joins_the_codebooks_a_representation_can_read():
+  from tfx_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+  config = config_lib.PipelineConfig()
+  assert pipeline.joined_codebooks(config) == ["rqvae", "moc"]  # not rqkmeans
+  with_moc_sid = dataclasses.replace(config, ranking=config_lib.RankingConfig(
+      sid_codebook="rqkmeans"))
+  assert pipeline.joined_codebooks(with_moc_sid) == ["moc", "rqkmeans"]
+
+
+def test_codebook_defaults_sit_under_the_overrides(monkeypatch):
+  method = dataclasses.replace(codebook_methods.get("rqkmeans"), defaults={"levels": 4,
+                                                                          "seed": 7})
+  monkeypatch.setitem(codebook_methods.METHODS, "rqkmeans", method)
+  config = config_lib.PipelineConfig(codebook_overrides={"rqkmeans": {"levels": 2}})
+  assert (config.codebook_for("rqkmeans").levels, config.codebook_for("rqkmeans").seed) == (2, 7)
+  assert config.codebook_for("rqvae").levels == config.codebook.levels == 3
+
+
 def test_unknown_names_are_refused_by_name():
   with pytest.raises(ValueError, match="representation must be one of"):
     config_lib.RankingConfig(representation="sid_trigram")
@@ -88,18 +106,24 @@ def test_a_new_codebook_method_is_one_entry_plus_its_class(monkeypatch):
   from tfx_pipeline import pipeline  # pylint: disable=g-import-not-at-top
   method = codebook_methods.CodebookMethod(
       "rqkmeans_copy", "components.codebook.rqkmeans:RqKMeansCodebook", "RqKMeansCopy",
-      distributed=False)
+      takes_strategy=False)
   monkeypatch.setitem(codebook_methods.METHODS, method.name, method)
   monkeypatch.setattr(codebook_methods, "NAMES", tuple(codebook_methods.METHODS))
   monkeypatch.setattr(config_lib, "CODEBOOK_METHODS", codebook_methods.NAMES)
   codebook = train.make_codebook(config_lib.CodebookConfig(method="rqkmeans_copy"))
   assert type(codebook).__name__ == "RqKMeansCodebook"
-  config = config_lib.PipelineConfig(codebook_methods=("rqvae", "rqkmeans_copy"),
-                                     representations=("sid_spm",))
+  config = config_lib.PipelineConfig(
+      codebook_methods=("rqvae", "rqkmeans_copy"), representations=("sid_spm",),
+      ranking=config_lib.RankingConfig(sid_codebook="rqkmeans_copy"))
   dag = pipeline.create_pipeline(config)
   ids = {c.id for c in dag.components}
   assert {"RqKMeansCopyCodebookTrainer", "RqKMeansCopySemanticIdAssigner"} <= ids
+  # As the SID codebook its codes reach the Joiner, Transform (SentencePiece sub-IDs) and
+  # the Trainer; the RQ-VAE codes, which no representation reads now, do not.
   joiner = next(c for c in dag.components if c.id == "SemanticIdJoiner")
-  assert {"codes_rqvae", "codes_rqkmeans_copy"} <= set(joiner.inputs)
+  trainer = next(c for c in dag.components if c.id == "SidSpmTrainer")
+  assert {k for k in joiner.inputs if k.startswith("codes_")} == {"codes_rqkmeans_copy"}
+  assert {k for k in trainer.inputs if k.startswith("codes_")} == {"codes_rqkmeans_copy"}
   settings = pipeline.transform_settings(config)
-  assert settings.codebook_sizes == {"rqvae": 256, "rqkmeans_copy": 256}
+  assert settings.spm_codebooks == ("rqkmeans_copy",)
+  assert settings.codebook_sizes == {"rqkmeans_copy": 256}

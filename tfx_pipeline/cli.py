@@ -64,7 +64,7 @@ def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
   """Turns CLI flags into the one PipelineConfig (a --config file first, flags on top)."""
   try:
     return _build_config(args)
-  except (ValueError, TypeError, OSError) as e:
+  except (ValueError, OSError) as e:
     where = f" (--config {args.config})" if args.config else ""
     raise UsageError(f"{e}{where}") from None
 
@@ -72,7 +72,10 @@ def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
 def _build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
   if args.config:
     with open(args.config) as f:
-      config = config_lib.PipelineConfig.from_json(f.read())
+      try:
+        config = config_lib.PipelineConfig.from_json(f.read())
+      except TypeError as e:  # a value of the wrong kind, e.g. a number where a section goes
+        raise ValueError(e) from None
   else:
     config = config_lib.PipelineConfig()
   if args.output:

@@ -111,11 +111,18 @@ def _run_row(report: dict, representation: str, group: str, seed: int, budget: i
 
 
 def settings_fingerprint(config: config_lib.PipelineConfig) -> str:
-  """What a run's metrics depend on: the config without its representation list / output dir."""
+  """What a run's metrics depend on: the config without its representation list / output dir.
+
+  Hashed in the shape the config had when rows were first recorded (`sid_method` at the top,
+  the history length in `ranking` too), so that rows recorded before the SID codebook moved
+  into RankingConfig keep matching the same settings.
+  """
   settings = json.loads(dataclasses.replace(config, representations=("sid_spm",),
                                             output_dir="").to_json())
   settings.pop("representations", None)
   settings.pop("output_dir", None)
+  settings["sid_method"] = settings["ranking"].pop("sid_codebook")
+  settings["ranking"]["history_length"] = settings["split"]["history_length"]
   return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 

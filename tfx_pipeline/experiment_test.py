@@ -136,3 +136,17 @@ def test_summarize_only_without_recorded_runs_names_the_directory(tmp_path):
   base = config_lib.PipelineConfig(output_dir=str(tmp_path))
   with pytest.raises(ValueError, match="experiment_runs"):
     experiment.run_experiment(base, experiment.ExperimentPlan(seeds=(0,)), summarize_only=True)
+
+
+def test_settings_fingerprints_match_the_rows_recorded_before_the_codebook_keyed_config():
+  """Rows recorded before `sid_method` moved to ranking.sid_codebook (and the history length
+  to split only) keep matching: the fingerprints are the ones that code computed (commit
+  938866a) for the same settings."""
+  base = config_lib.PipelineConfig()
+  assert experiment.settings_fingerprint(base) == "05adcc315a9daacc"
+  changed = config_lib.replace_section(
+      config_lib.replace_section(base, "split", history_length=5), "ranking", seed=3,
+      table_budget=8192, sid_codebook="moc")
+  assert experiment.settings_fingerprint(changed) == "fb8a46ca042e3369"
+  assert experiment.settings_fingerprint(dataclasses.replace(
+      base, representations=("moc",))) == "05adcc315a9daacc"  # the representations are not

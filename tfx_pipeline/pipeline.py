@@ -26,11 +26,16 @@ from tfx.proto import example_gen_pb2
 from tfx.proto import pusher_pb2
 from tfx.proto import transform_pb2
 
+from components.codebook import spec as codebook_spec
 from components.codebook.component import CodebookTrainer
+from components.content_embedder import spec as embedder_spec
 from components.content_embedder.component import ContentEmbedder
+from components.example_packer import spec as packer_spec
 from components.example_packer.component import ExamplePacker
 from components.ranking_trainer.component import SidRankingTrainer
+from components.semantic_id_assigner import spec as assigner_spec
 from components.semantic_id_assigner.component import SemanticIdAssigner
+from components.semantic_id_joiner import spec as joiner_spec
 from components.semantic_id_joiner.component import SemanticIdJoiner
 from contracts import config as config_lib
 from contracts import schema
@@ -55,18 +60,28 @@ def component_prefix(representation: str) -> str:
 
 
 def codebook_prefix(codebook: str) -> str:
-  """Component-id prefix of a codebook's trainer and assigner (its key in report.json)."""
+  """Component-id prefix of a codebook's trainer and assigner."""
   return codebook_methods.get(codebook).component_prefix
 
 
+def joined_codebooks(config: config_lib.PipelineConfig) -> List[str]:
+  """The codebooks whose codes reach the ranker: the SID codebook and every codebook a
+  registered representation reads by name (`moc`). Not the run's representation list, so a
+  `dense_content` run after a `sid_spm` run reuses the same Join and Transform outputs; the
+  other codebooks (RQ-KMeans by default) are trained and assigned for the report only."""
+  readable = {config.ranking.sid_codebook}
+  for name in representation_registry.NAMES:
+    readable.update(representation_registry.get(name).codebooks(config.ranking.sid_codebook))
+  return [c for c in config.codebook_methods if c in readable]
+
+
 def transform_settings(config: config_lib.PipelineConfig) -> TransformSettings:
-  """What preprocessing_fn needs. It does not depend on which representations a run trains,
-  so a `dense_content` run after a `sid_spm` run reuses the same Transform output."""
+  """What preprocessing_fn needs (nothing that depends on the run's representation list)."""
   r = config.ranking
   return TransformSettings(
       random_id_rows=r.random_id_rows, item_oov_buckets=r.item_oov_buckets,
       spm_vocab_size=r.table_budget,
-      codebook_sizes={c: config.codebook_for(c).codebook_size for c in config.codebook_methods},
+      codebook_sizes={r.sid_codebook: config.codebook_for(r.sid_codebook).codebook_size},
       spm_codebooks=(r.sid_codebook,))
 
 
@@ -129,23 +144,24 @@ def create_pipeline(
   for codebook in config.codebook_methods:
     prefix = codebook_prefix(codebook)
     trainer = CodebookTrainer(
-        item_embeddings=content_embedder.outputs["item_embeddings"],
+        item_embeddings=content_embedder.outputs[embedder_spec.ITEM_EMBEDDINGS_KEY],
         catalog=catalog_gen.outputs["examples"],
         codebook_config=config_lib.to_json(config.codebook_for(codebook)),
     ).with_id(f"{prefix}CodebookTrainer")
     assigner = SemanticIdAssigner(
-        item_embeddings=content_embedder.outputs["item_embeddings"],
-        codebook=trainer.outputs["codebook"], codebook_name=codebook,
+        item_embeddings=content_embedder.outputs[embedder_spec.ITEM_EMBEDDINGS_KEY],
+        codebook=trainer.outputs[codebook_spec.CODEBOOK_KEY], codebook_name=codebook,
     ).with_id(f"{prefix}SemanticIdAssigner")
     components += [trainer, assigner]
-    codes[codebook] = assigner.outputs["semantic_ids"]
+    if codebook in joined_codebooks(config):
+      codes[codebook] = assigner.outputs[assigner_spec.SEMANTIC_IDS_KEY]
 
   joiner = SemanticIdJoiner(
       examples=interactions_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
       codes=codes)
   transform = tfx.components.Transform(
-      examples=joiner.outputs["joined_examples"], schema=joiner.outputs["joined_schema"],
-      preprocessing_fn=PREPROCESSING_FN,
+      examples=joiner.outputs[joiner_spec.JOINED_EXAMPLES_KEY],
+      schema=joiner.outputs[joiner_spec.JOINED_SCHEMA_KEY], preprocessing_fn=PREPROCESSING_FN,
       custom_config=transform_settings(config).custom_config(),
       # Vocabularies and the SentencePiece model see the training split only.
       splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
@@ -163,17 +179,17 @@ def create_pipeline(
     trainer = SidRankingTrainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        # Every codebook: the exported transform graph reads all their codes.
+        # Every joined codebook: the exported transform graph reads all their codes.
         codes=codes,
-        item_embeddings=(content_embedder.outputs["item_embeddings"] if reads_content
-                         else None),
-        packed_examples=packer.outputs["packed_examples"],
+        item_embeddings=(content_embedder.outputs[embedder_spec.ITEM_EMBEDDINGS_KEY]
+                         if reads_content else None),
+        packed_examples=packer.outputs[packer_spec.PACKED_EXAMPLES_KEY],
         run_fn=RUN_FN,
         custom_config=TrainerSettings(config.ranking_for(representation)).custom_config(),
     ).with_id(f"{prefix}Trainer")
     evaluator = tfx.components.Evaluator(
-        examples=joiner.outputs["joined_examples"], model=trainer.outputs["model"],
-        schema=joiner.outputs["joined_schema"], eval_config=eval_config,
+        examples=joiner.outputs[joiner_spec.JOINED_EXAMPLES_KEY], model=trainer.outputs["model"],
+        schema=joiner.outputs[joiner_spec.JOINED_SCHEMA_KEY], eval_config=eval_config,
         example_splits=["eval"]).with_id(f"{prefix}Evaluator")
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],

@@ -9,11 +9,13 @@ import os
 import tempfile
 from typing import Dict, List, Optional
 
+from contracts import artifacts
 from contracts import codebook_io
 from contracts import config as config_lib
 from contracts import embeddings_io
 from contracts import semantic_ids_io
 from contracts import trainer_io
+from contracts.registry import codebook_methods
 from contracts.registry import metrics as metric_registry
 
 
@@ -88,7 +90,7 @@ def build_report(config: config_lib.PipelineConfig, split_stats: dict,
                  component_seconds: Dict[str, float], cached: List[str],
                  pipeline_seconds: float) -> dict:
   run = RunArtifacts(os.path.abspath(config.metadata_path), config.name)
-  embeddings_uri = run.uri("ContentEmbedder", "sidrec.ItemEmbeddings")
+  embeddings_uri = run.uri("ContentEmbedder", artifacts.ItemEmbeddings.TYPE_NAME)
   embeddings = (embeddings_io.read_metadata(embeddings_uri) or None) if embeddings_uri else None
   if embeddings is not None:
     embeddings = dict(embeddings, uri=embeddings_uri)
@@ -116,11 +118,10 @@ CODEBOOK_REPORT_KEYS = (
 
 def codebook_section(config: config_lib.PipelineConfig, run: RunArtifacts) -> Dict[str, dict]:
   """`codebooks`: per codebook, the trainer's metrics and the assigner's collision statistics."""
-  from tfx_pipeline.pipeline import codebook_prefix
   section = {}
   for method in config.codebook_methods:
-    prefix = codebook_prefix(method)
-    codebook_uri = run.uri(f"{prefix}CodebookTrainer", "sidrec.Codebook")
+    prefix = codebook_methods.get(method).component_prefix
+    codebook_uri = run.uri(f"{prefix}CodebookTrainer", artifacts.Codebook.TYPE_NAME)
     metrics = codebook_io.read_metrics(codebook_uri) if codebook_uri else None
     if metrics is None:
       continue
@@ -128,7 +129,7 @@ def codebook_section(config: config_lib.PipelineConfig, run: RunArtifacts) -> Di
     if "nmi" in metrics:
       entry["nmi_genre"] = metrics["nmi"]
     entry["uri"] = codebook_uri
-    sids_uri = run.uri(f"{prefix}SemanticIdAssigner", "sidrec.SemanticIds")
+    sids_uri = run.uri(f"{prefix}SemanticIdAssigner", artifacts.SemanticIds.TYPE_NAME)
     if sids_uri:
       entry["assignment"] = dict(semantic_ids_io.read_stats(sids_uri), uri=sids_uri)
     section[method] = entry

@@ -26,8 +26,8 @@ from contracts.trainer_io import TrainerInputs
 def _aligned(ids: Sequence[str], table: Dict[str, np.ndarray], what: str, dtype) -> np.ndarray:
   missing = [i for i in ids if i not in table]
   if missing:
-    raise ValueError(f"{what}: {len(missing)} item(s) have codes in another codebook but not "
-                     f"here, e.g. {missing[:3]}; run every assigner over the same catalog")
+    raise ValueError(f"{what}: {len(missing)} item(s) of the catalog are missing, e.g. "
+                     f"{missing[:3]}; assign codes and embed content over the same catalog")
   return np.stack([np.asarray(table[i], dtype) for i in ids])
 
 

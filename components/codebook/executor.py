@@ -18,6 +18,7 @@ from contracts import config as config_lib
 from contracts import embeddings_io
 from contracts import schema
 
+
 def genre_labels(catalog_artifact, item_ids: np.ndarray) -> np.ndarray:
   """First genre of each item (aligned to `item_ids`), '' where unknown, for the NMI metric."""
   columns = examples_io.read_string_columns(

@@ -27,7 +27,8 @@ def make_codebook(config: CodebookConfig, strategy=None) -> base.Codebook:
   """An untrained codebook of `config.method` (contracts/registry/codebook_methods.py)."""
   method = codebook_methods.get(config.method)
   codebook_class = resolve(method.codebook_class)
-  return codebook_class(config, strategy=strategy) if method.distributed else codebook_class(config)
+  return codebook_class(config, strategy=strategy) if method.takes_strategy else codebook_class(
+      config)
 
 
 def train_codebook(embeddings: np.ndarray,

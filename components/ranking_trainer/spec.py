@@ -15,8 +15,6 @@ from contracts.semantic_ids_io import codes_inputs as codebook_inputs
 
 ITEM_EMBEDDINGS_KEY = "item_embeddings"
 PACKED_EXAMPLES_KEY = "packed_examples"
-MODEL_KEY = standard_component_specs.MODEL_KEY
-MODEL_RUN_KEY = standard_component_specs.MODEL_RUN_KEY
 DEFAULT_TRAIN_SPLIT, DEFAULT_EVAL_SPLIT = "train", "eval"
 
 

@@ -3,7 +3,7 @@
 For every codebook `<c>` given as input `codes_<c>` (contracts/schema.py names, int64):
   item_codes_<c> [C]         the candidate item's codes
   history_codes_<c> [n*C]    the history items' codes, flattened in history order
-C is the codebook's code width, read from its SemanticIds artifact. The output schema is the
+C is the codebook's code width, its SemanticIds artifact's `code_columns`. The output schema is the
 input schema plus these features: the candidate's with a fixed shape (dense tensors in
 Transform and TFMA), the history's fixed when the history ids have a fixed shape (padded
 histories) and variable-length otherwise. Every item of the catalog has codes
@@ -129,7 +129,15 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     schema_in = artifact_utils.get_single_instance(input_dict[spec.SCHEMA_KEY])
     schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_in.uri))
     schema_out = artifact_utils.get_single_instance(output_dict[spec.JOINED_SCHEMA_KEY])
-    widths = {name: len(next(iter(table.values()))) for name, table in codes.items()}
+    # The width the Trainer and the serving signature will read: the artifact's own.
+    widths = {name: semantic_ids_io.code_shape(artifact)[0] for name, artifact in
+              codebooks.items()}
+    wrong = {name: len(next(iter(codes[name].values()))) for name in codes
+             if len(next(iter(codes[name].values()))) != widths[name]}
+    if wrong:
+      raise ValueError(f"SemanticIds of codebook(s) {sorted(wrong)} hold codes of width "
+                       f"{wrong}, not their artifacts' code_columns {widths}; re-run their "
+                       f"assigners")
     io_utils.write_pbtxt_file(os.path.join(schema_out.uri, spec.SCHEMA_FILE),
                               joined_schema(schema, widths))
     splits = artifact_utils.decode_split_names(examples.split_names)

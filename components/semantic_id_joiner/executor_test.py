@@ -38,6 +38,8 @@ def _write(path, records):
 def _codes_artifact(root, table):
   art = artifacts.SemanticIds()
   art.uri = str(root)
+  art.set_int_custom_property("code_columns", len(next(iter(table.values()))))
+  art.set_int_custom_property("codebook_size", 10)
   _write(os.path.join(art.uri, SIDS_DIR, "part-00000-of-00001.tfrecord.gz"), [
       tf.train.Example(features=tf.train.Features(feature={
           "item_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[k.encode()])),

@@ -1,8 +1,8 @@
 """Registry of codebook methods (the trainers that turn content embeddings into codes).
 
 Each entry names the `components.codebook.base.Codebook` subclass that trains it (built as
-`cls(config, strategy=...)` when `distributed`, else `cls(config)`), the component-id prefix of
-its CodebookTrainer / SemanticIdAssigner in the DAG (also its key in report.json), and
+`cls(config, strategy=...)` when `takes_strategy`, else `cls(config)`), the component-id prefix
+of its CodebookTrainer / SemanticIdAssigner in the DAG, and
 `defaults`: CodebookConfig values for this method that sit under the user's
 `codebook_overrides` (the shared `codebook` section < `defaults` < overrides).
 """
@@ -17,7 +17,7 @@ class CodebookMethod:
   name: str
   codebook_class: str
   component_prefix: str
-  distributed: bool = True
+  takes_strategy: bool = True
   defaults: Mapping[str, object] = dataclasses.field(default_factory=dict)
   summary: str = ""
 
@@ -28,7 +28,7 @@ METHODS: Dict[str, CodebookMethod] = {m.name: m for m in (
     CodebookMethod("moc", f"{_MODULE}.moc:MixtureOfCodesCodebook", "MixtureOfCodes",
                    summary="levels x moc_scaling_factor parallel codebooks (Zhang et al.)"),
     CodebookMethod("rqkmeans", f"{_MODULE}.rqkmeans:RqKMeansCodebook", "RqKMeans",
-                   distributed=False, summary="residual k-means on the raw embeddings"),
+                   takes_strategy=False, summary="residual k-means on the raw embeddings"),
 )}
 NAMES = tuple(METHODS)
 

@@ -10,10 +10,12 @@ report.py, report_markdown.py, experiment.py, experiment_markdown.py and their t
 import dataclasses
 from typing import Optional, Tuple
 
-# TFMA slice keys (contracts/schema.py ITEM_COHORT values); () = the whole eval split.
+from contracts import schema
+
+# TFMA slice keys; () = the whole eval split.
 OVERALL = ()
-NEW_ITEMS = (("item_cohort", "new"),)
-SEEN_ITEMS = (("item_cohort", "seen"),)
+NEW_ITEMS = ((schema.ITEM_COHORT, schema.COHORT_NEW),)
+SEEN_ITEMS = ((schema.ITEM_COHORT, schema.COHORT_SEEN),)
 
 
 @dataclasses.dataclass(frozen=True)

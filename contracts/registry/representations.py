@@ -1,9 +1,9 @@
 """Registry of item representations (the ranker's pluggable item input, DESIGN.md §1).
 
-Each entry names its layer builder, `(config: RankingConfig, sizes: VocabSizes, seeds:
-SeedStream, codebook: Optional[str]) -> ItemRepresentation`, and what it reads: the codes of
-one codebook (SID_CODEBOOK: the one `RankingConfig.sid_codebook` names) and / or the content
-embeddings (then the DAG hands the Trainer the ItemEmbeddings). A hybrid lists its parts.
+Each entry names its layer builder, `builder(ctx: BuildContext) -> ItemRepresentation`
+(trainer/model/representations/base.py), and what it reads: the codes of one codebook
+(SID_CODEBOOK: the one `RankingConfig.sid_codebook` names) and / or the content embeddings
+(then the DAG hands the Trainer the ItemEmbeddings). A hybrid lists its parts.
 Config validation, the DAG, the trainer's factory, the CLI help and the tests read this list.
 """
 import dataclasses

@@ -92,12 +92,20 @@ def test_sid_representations_read_the_configured_codebook():
   assert moc.feature_names == (MOC,)  # moc reads the codebook named moc
 
 
+def _ngram(n, levels, k, budget, name):
+  return R.SidNgramEmbedding(n, levels, k, E, budget, None, SID, name=name)
+
+
+def _prefix(levels, k, budget, name):
+  return R.SidPrefixNgramEmbedding(levels, k, E, budget, None, SID, name=name)
+
+
 def test_bigram_table_exact_under_budget_hashed_over():
   k, levels = 256, 4
-  exact = R.SidNgramEmbedding(2, levels, k, E, table_budget=k**2, name="exact")
+  exact = _ngram(2, levels, k, k**2, "exact")
   assert exact.table_rows == (levels // 2) * k**2 == 131_072
   assert exact.group_hashed == [False, False]
-  hashed = R.SidNgramEmbedding(2, levels, k, E, table_budget=1000, name="hashed")
+  hashed = _ngram(2, levels, k, 1000, "hashed")
   assert hashed.table_rows == 2 * 1000 and hashed.group_hashed == [True, True]
   codes = tf.constant([[1, 2, 3, 4], [1, 2, 9, 9], [2, 1, 3, 4]], tf.int64)
   ids = exact.token_ids(codes).numpy()
@@ -108,20 +116,20 @@ def test_bigram_table_exact_under_budget_hashed_over():
   assert hids[0, 0] == hids[1, 0] and hids[0, 1] == hids[2, 1]
   assert np.all((hids[:, 0] >= 0) & (hids[:, 0] < 1000)) and np.all(hids[:, 1] >= 1000)
   # Odd L: the last group holds the single remaining code (K rows).
-  odd = R.SidNgramEmbedding(2, 3, k, E, table_budget=k**2, name="odd")
+  odd = _ngram(2, 3, k, k**2, "odd")
   assert odd.group_rows == [k**2, k]
 
 
 def test_unigram_is_one_k_table_per_level():
-  uni = R.SidNgramEmbedding(1, 3, 16, E, table_budget=4, name="uni")  # K=16 > budget 4: hashed
+  uni = _ngram(1, 3, 16, 4, "uni")  # K=16 > budget 4: hashed
   assert uni.group_rows == [4, 4, 4]
-  uni = R.SidNgramEmbedding(1, 3, 16, E, table_budget=4096, name="uni2")
+  uni = _ngram(1, 3, 16, 4096, "uni2")
   assert uni.group_rows == [16, 16, 16] and uni.table_rows == 48
 
 
 def test_prefix_ngram_tokens_share_prefixes():
   k = 16
-  prefix = R.SidPrefixNgramEmbedding(3, k, E, table_budget=300, name="prefix")
+  prefix = _prefix(3, k, 300, "prefix")
   assert prefix.group_rows == [16, 256, 300] and prefix.group_hashed == [False, False, True]
   assert prefix.tables() == {"prefix/prefix1": 16, "prefix/prefix2": 256, "prefix/prefix3": 300}
   codes = tf.constant([[3, 5, 7], [3, 5, 8], [3, 6, 7]], tf.int64)
@@ -130,7 +138,7 @@ def test_prefix_ngram_tokens_share_prefixes():
   np.testing.assert_array_equal(ids[:, 1], [16 + 3 * k + 5, 16 + 3 * k + 5, 16 + 3 * k + 6])
   assert len(set(ids[:, 2])) == 3 and np.all((ids[:, 2] >= 272) & (ids[:, 2] < 572))
   # Large L*log K does not overflow: K=2048, L=8 hashes every prefix beyond the budget.
-  big = R.SidPrefixNgramEmbedding(8, 2048, E, table_budget=65536, name="big")
+  big = _prefix(8, 2048, 65536, "big")
   assert big.group_rows == [2048] + [65536] * 7
   out = big({SID: tf.constant(np.full((2, 8), 2047), tf.int64)})
   assert out.shape == (2, E)
@@ -168,7 +176,7 @@ def test_hash_is_stable():
 
 
 def test_spm_pools_over_non_padding_pieces():
-  spm = R.SidSpmEmbedding(10, E, "mean", name="spm")
+  spm = R.SidSpmEmbedding(10, E, "mean", None, SPM, name="spm")
   table = spm.table.numpy()
   tokens = tf.constant([[3, 4, 0, 0], [3, 0, 0, 0], [0, 0, 0, 0], [3, 4, 99, -1]], tf.int64)
   out = spm({SPM: tokens}).numpy()
@@ -176,13 +184,13 @@ def test_spm_pools_over_non_padding_pieces():
   np.testing.assert_allclose(out[1], table[3], rtol=1e-6)
   np.testing.assert_array_equal(out[2], np.zeros(E))  # no piece -> zero vector
   np.testing.assert_allclose(out[3], out[0], rtol=1e-6)  # out-of-range ids count as padding
-  total = R.SidSpmEmbedding(10, E, "sum", name="spm_sum")
+  total = R.SidSpmEmbedding(10, E, "sum", None, SPM, name="spm_sum")
   s = total({SPM: tokens}).numpy()
   np.testing.assert_allclose(s[0], total.table.numpy()[3] + total.table.numpy()[4], rtol=1e-6)
 
 
 def test_moc_fusion_gate_in_unit_interval_and_shapes():
-  moc = R.MixtureOfCodesEmbedding(3, 16, E, code_dim=6, bottleneck_dim=4, name="moc")
+  moc = R.MixtureOfCodesEmbedding(3, 16, E, code_dim=6, bottleneck_dim=4, feature=MOC, name="moc")
   inputs = item_inputs(t=32)
   out, gate = moc.fuse(inputs)
   assert out.shape == (32, E) and gate.shape == (32, 3 * 6)

@@ -78,7 +78,8 @@ def hash_codes(codes: tf.Tensor, rows: int) -> tf.Tensor:
 def check_positive(what: str, **values):
   bad = {k: v for k, v in values.items() if not v or int(v) < 1}
   if bad:
-    raise ValueError(f"{what} needs {sorted(bad)} >= 1 (got {bad}); pass them in VocabSizes")
+    raise ValueError(f"{what} needs {sorted(bad)} >= 1 (got {bad}); VocabSizes gives them "
+                     f"(a codebook's CodebookSizes, num_items, ...)")
 
 
 class ItemRepresentation(tf.keras.layers.Layer):

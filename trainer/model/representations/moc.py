@@ -46,11 +46,11 @@ class MixtureOfCodesEmbedding(ItemRepresentation):
   """
 
   def __init__(self, num_codebooks: int, codebook_size: int, dim: int, code_dim: int = 0,
-               bottleneck_dim: int = 16, seeds: Optional[SeedStream] = None,
-               feature: str = F.item_codes("moc"), **kwargs):
+               bottleneck_dim: int = 16, seeds: Optional[SeedStream] = None, *, feature: str,
+               **kwargs):
     super().__init__(dim, (feature,), **kwargs)
     self.feature = feature
-    check_positive("moc", moc_codebooks=num_codebooks, moc_codebook_size=codebook_size)
+    check_positive("moc", code_columns=num_codebooks, codebook_size=codebook_size)
     seeds = seeds or SeedStream(0)
     self.num_codebooks, self.codebook_size = int(num_codebooks), int(codebook_size)
     self.code_dim = int(code_dim) or int(dim)

@@ -64,6 +64,8 @@ class _CodeTokens(ItemRepresentation):
   def call(self, inputs):
     codes = inputs[self.feature]
     return tf.reduce_sum(tf.gather(self.table, self.token_ids(codes)), axis=1)
+
+
 class SidNgramEmbedding(_CodeTokens):
   """Non-overlapping groups of n SID codes; one table per group of min(K^n, budget) rows.
 
@@ -73,21 +75,22 @@ class SidNgramEmbedding(_CodeTokens):
   """
 
   def __init__(self, n: int, levels: int, codebook_size: int, dim: int,
-               table_budget: int, initializer=None, feature: str = F.item_codes("rqvae"),
-               **kwargs):
-    check_positive("sid n-gram", n=n, sid_levels=levels, sid_codebook_size=codebook_size)
+               table_budget: int, initializer, feature: str, **kwargs):
+    check_positive("sid n-gram", n=n, code_columns=levels, codebook_size=codebook_size)
     groups = [(s, min(n, levels - s)) for s in range(0, levels, n)]
     super().__init__(dim, feature, groups, codebook_size, table_budget, initializer,
                      kind="codes", **kwargs)
     self.n, self.levels = int(n), int(levels)
+
+
 class SidPrefixNgramEmbedding(_CodeTokens):
   """One token per SID prefix (c1), (c1,c2), ..., (c1..cL); one table per prefix length of
   min(K^l, table_budget) rows (exact below the budget, farmhash64 of the prefix above); summed.
   """
 
   def __init__(self, levels: int, codebook_size: int, dim: int, table_budget: int,
-               initializer=None, feature: str = F.item_codes("rqvae"), **kwargs):
-    check_positive("sid prefix-ngram", sid_levels=levels, sid_codebook_size=codebook_size)
+               initializer, feature: str, **kwargs):
+    check_positive("sid prefix-ngram", code_columns=levels, codebook_size=codebook_size)
     groups = [(0, l) for l in range(1, levels + 1)]
     super().__init__(dim, feature, groups, codebook_size, table_budget, initializer,
                      kind="prefix", **kwargs)

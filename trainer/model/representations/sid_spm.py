@@ -17,8 +17,8 @@ class SidSpmEmbedding(ItemRepresentation):
   padding. An item with no piece gets the zero vector.
   """
 
-  def __init__(self, vocab_size: int, dim: int, combiner: str = "mean", initializer=None,
-               feature: str = F.item_spm_tokens("rqvae"), **kwargs):
+  def __init__(self, vocab_size: int, dim: int, combiner: str, initializer, feature: str,
+               **kwargs):
     super().__init__(dim, (feature,), **kwargs)
     self.feature = feature
     check_positive("sid_spm", spm_vocab_size=vocab_size)
