@@ -26,7 +26,7 @@ def test_round_trip_with_overrides_and_representations():
      "'moc' reads the codes of codebook\\(s\\) \\['moc'\\]"),
     ({"ranking": config_lib.RankingConfig(sid_codebook="rqkmeans"),
       "codebook_methods": ("rqvae",)}, "sid_codebook 'rqkmeans' must be one of"),
-    ({"codebook_methods": ("rqvae", "pq")}, "codebook_methods must name methods of"),
+    ({"codebook_methods": ("rqvae", "no_such_method")}, "codebook_methods must name methods of"),
     ({"codebook_overrides": {"moc": {"levels": 2}}, "codebook_methods": ("rqvae",)},
      "codebook_overrides names 'moc'"),
     ({"codebook_overrides": {"rqvae": {"levls": 2}}}, "levls"),

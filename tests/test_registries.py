@@ -67,7 +67,7 @@ def test_unknown_names_are_refused_by_name():
   with pytest.raises(ValueError, match="representation must be one of"):
     config_lib.RankingConfig(representation="sid_trigram")
   with pytest.raises(ValueError, match="codebook method must be one of"):
-    config_lib.CodebookConfig(method="pq")
+    config_lib.CodebookConfig(method="no_such_method")
   with pytest.raises(ValueError, match="reads the codes of codebook\\(s\\) \\['moc'\\]"):
     config_lib.PipelineConfig(codebook_methods=("rqvae",), representations=("moc",))
   with pytest.raises(ValueError, match="sid_codebook 'moc' must be one of"):

@@ -1,6 +1,7 @@
 """The summary `sidrec run` prints (report.format_summary): numbers in their rows and columns."""
 import re
 
+from contracts.registry import metrics as metric_registry
 from tfx_pipeline import report as report_lib
 
 REPORT = {
@@ -28,12 +29,10 @@ REPORT = {
     "components": {"cached": ["StatisticsGen", "SchemaGen"]},
 }
 
-# (header label, report key, how a value is printed); all right-aligned under the label.
-COLUMNS = [("auc", "auc", "{:.4f}"), ("auc new", "auc_new_items", "{:.4f}"),
-           ("auc seen", "auc_seen_items", "{:.4f}"), ("gauc", "gauc", "{:.4f}"),
-           ("gauc new", "gauc_new_items", "{:.4f}"), ("gauc seen", "gauc_seen_items", "{:.4f}"),
-           ("rows", "table_rows", "{:,}"),
-           ("ex/s", "train_examples_per_sec", "{:,.0f}")]
+# (header label, report key, how a value is printed); all right-aligned under the label. The
+# metric columns are the registry's table figures (a newly registered one gets a column).
+COLUMNS = [(m.label.lower(), m.key, "{:.4f}") for m in metric_registry.TABLE] + [
+    ("rows", "table_rows", "{:,}"), ("ex/s", "train_examples_per_sec", "{:,.0f}")]
 
 
 def _section(text, title):
@@ -49,6 +48,8 @@ def _section(text, title):
 
 
 def test_ranking_table_puts_each_number_under_its_column():
+  assert [c[1] for c in COLUMNS[:6]] == ["auc", "auc_new_items", "auc_seen_items", "gauc",
+                                         "gauc_new_items", "gauc_seen_items"]
   header, *rows = _section(report_lib.format_summary(REPORT), "Ranking")
   # Where each header label ends (labels found left to right: "auc" before "auc new").
   ends, pos = {}, header.index("representation") + len("representation")
@@ -62,7 +63,7 @@ def test_ranking_table_puts_each_number_under_its_column():
     assert tokens[0][0] == name
     assert len(tokens) == 1 + len(COLUMNS) + 1, row
     for (label, key, fmt), (text, _, end) in zip(COLUMNS, tokens[1:]):
-      value = r[key]
+      value = r.get(key)
       assert text == ("-" if value is None else fmt.format(value)), (name, label, row)
       assert end == ends[label], (name, label, row)
     text, start, _ = tokens[-1]
