@@ -140,7 +140,7 @@ def create_pipeline(
       interactions_gen, catalog_gen, statistics_gen, schema_gen, example_validator,
       content_embedder,
   ]
-  codes = {}
+  codes, joined = {}, joined_codebooks(config)
   for codebook in config.codebook_methods:
     prefix = codebook_prefix(codebook)
     trainer = CodebookTrainer(
@@ -153,7 +153,7 @@ def create_pipeline(
         codebook=trainer.outputs[codebook_spec.CODEBOOK_KEY], codebook_name=codebook,
     ).with_id(f"{prefix}SemanticIdAssigner")
     components += [trainer, assigner]
-    if codebook in joined_codebooks(config):
+    if codebook in joined:
       codes[codebook] = assigner.outputs[assigner_spec.SEMANTIC_IDS_KEY]
 
   joiner = SemanticIdJoiner(
