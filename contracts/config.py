@@ -287,6 +287,12 @@ class EvaluationConfig:
   min_auc: float = 0.5
   min_auc_new_items: float = 0.5
   min_gauc: float = 0.0
+  # Against the model already serving (the latest blessed model of the same representation,
+  # the Evaluator's baseline): the AUC may drop by at most this much, overall and on new
+  # items. A negative value asks for an improvement of that size. The first run has no
+  # baseline and is gated by the bounds above only.
+  max_auc_drop: float = 0.002
+  max_auc_drop_new_items: float = 0.002
   # Evaluate on at most this many eval examples per TFMA batch (memory, not results).
   inference_batch_size: int = 1024
 
@@ -294,6 +300,41 @@ class EvaluationConfig:
     for name in sorted({m.gate for m in metric_registry.REPORTED if m.gate}):
       if not 0.0 <= getattr(self, name) <= 1.0:
         raise ValueError(f"evaluation.{name} must be in [0, 1], got {getattr(self, name)}")
+    for name in sorted({m.change_gate for m in metric_registry.REPORTED if m.change_gate}):
+      if not -1.0 <= getattr(self, name) <= 1.0:
+        raise ValueError(f"evaluation.{name} must be in [-1, 1] (an AUC difference), got "
+                         f"{getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingConfig:
+  """What every push carries for the model server, and the ServingGate that checks it.
+
+  The ServingGate (components/serving_gate) writes `warmup_requests` PredictionLog records per
+  client signature (serving_default, serve_new_items) from eval examples into the pushed
+  version, each a request for one user with `warmup_candidates[i % len]` candidates, and
+  replays them in a fresh process with the stock server's op set before the push.
+  `num_versions` and the batching settings go into DIR/serving/models.config and
+  batching_parameters.txt (serving/model_config.py).
+  """
+  warmup_requests: int = 12
+  warmup_candidates: tuple = (1, 10, 100)
+  # Seconds the fresh-process check may take to load the model and replay its warmup.
+  gate_timeout_seconds: int = 600
+  num_versions: int = 2
+  max_batch_size: int = 64
+  batch_timeout_micros: int = 2000
+  num_batch_threads: int = 2
+
+  def __post_init__(self):
+    if not 1 <= self.warmup_requests * 2 <= 1000:
+      raise ValueError("serving.warmup_requests must be in [1, 500]: two client signatures, "
+                       "and TF Serving replays at most 1,000 warmup records")
+    if not self.warmup_candidates or min(self.warmup_candidates) < 1:
+      raise ValueError("serving.warmup_candidates must be positive candidate counts, e.g. "
+                       "[1, 10, 100]")
+    if self.num_versions < 1:
+      raise ValueError("serving.num_versions must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,6 +356,7 @@ class PipelineConfig:
   # the same Transform output); `ranking` holds every other setting.
   representations: tuple = ("no_item", "random_id", "sid_spm")
   evaluation: EvaluationConfig = EvaluationConfig()
+  serving: ServingConfig = ServingConfig()
   # Extra Beam options, e.g. ["--runner=DataflowRunner", ...] on Kubeflow.
   beam_pipeline_args: tuple = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
@@ -430,7 +472,7 @@ def from_json(cls: Type[T], text: str) -> T:
 
 _DATACLASSES = {c.__name__: c for c in (
     SyntheticConfig, DataConfig, SplitConfig, EmbeddingConfig, CodebookConfig, PipelineConfig,
-    RankingConfig, EvaluationConfig)}
+    RankingConfig, EvaluationConfig, ServingConfig)}
 
 
 def replace_section(config: PipelineConfig, section: str, **changes) -> PipelineConfig:

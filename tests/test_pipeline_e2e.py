@@ -1,8 +1,9 @@
 """End-to-end: the sidrec DAG in LocalDagRunner on a small synthetic dataset, twice.
 
 Modelled on tfx/examples/penguin/penguin_pipeline_local_e2e_test.py: the first run must
-produce every artifact; the second, identical run must be served from the cache (no
-component executes again) and leave the outputs unchanged.
+produce every artifact; in the second, identical run only the Evaluators and Pushers run
+again (each Evaluator now has a baseline, the first run's blessed model, as in the penguin
+test); the third is served from the cache entirely and leaves the outputs unchanged.
 """
 import collections
 import dataclasses
@@ -25,7 +26,8 @@ REPRESENTATIONS = ("no_item", "random_id", "sid_spm", "moc", "dense_content")
 PREFIXES = {"no_item": "NoItem", "random_id": "RandomId", "sid_spm": "SidSpm", "moc": "Moc",
             "dense_content": "DenseContent"}
 RANKING = ["SemanticIdJoiner", "Transform", "ExamplePacker"] + [
-    f"{PREFIXES[r]}{stage}" for r in REPRESENTATIONS for stage in ("Trainer", "Evaluator", "Pusher")]
+    f"{PREFIXES[r]}{stage}" for r in REPRESENTATIONS
+    for stage in ("Trainer", "Evaluator", "ServingGate", "Pusher")]
 COMPONENTS = UPSTREAM + EMBEDDING_AND_BELOW + RANKING
 
 
@@ -53,8 +55,9 @@ def _execution_counts(config):
   return {c: len(_executions(config.pipeline_root, c)) for c in COMPONENTS}
 
 
-Runs = collections.namedtuple("Runs", "config first second executions_after_first "
-                               "executions_after_second pushed_after_first markdown_after_first")
+Runs = collections.namedtuple("Runs", "config first second third executions_after_first "
+                               "executions_after_second executions_after_third "
+                               "pushed_after_first markdown_after_first")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,10 @@ def two_runs(tmp_path_factory):
   with open(os.path.join(config.output_dir, "report.md")) as f:
     markdown = f.read()
   second = local_runner.run(config)
-  return Runs(config, first, second, after_first, _execution_counts(config), pushed, markdown)
+  after_second = _execution_counts(config)
+  third = local_runner.run(config)
+  return Runs(config, first, second, third, after_first, after_second,
+              _execution_counts(config), pushed, markdown)
 
 
 def test_first_run_writes_every_artifact(two_runs):
@@ -278,13 +284,24 @@ def _embeddings_of(report, item_ids):
   return tf.constant(vectors[[row[i.decode()] for i in item_ids]])
 
 
-def test_second_run_is_served_from_cache(two_runs):
-  first, second = two_runs.first, two_runs.second
-  assert set(second["components"]["cached"]) == set(COMPONENTS)
-  # A cached component does not execute again: still exactly one executor run each.
-  assert two_runs.executions_after_second == two_runs.executions_after_first
-  assert second["embeddings"]["uri"] == first["embeddings"]["uri"]
-  assert second["representations"] == first["representations"]
+def test_second_run_compares_with_the_first_and_the_third_is_served_from_cache(two_runs):
+  first, second, third = two_runs.first, two_runs.second, two_runs.third
+  evaluators_and_pushers = {f"{PREFIXES[r]}{stage}" for r in REPRESENTATIONS
+                            for stage in ("Evaluator", "Pusher")}
+  ran = {c for c in COMPONENTS
+         if two_runs.executions_after_second[c] > two_runs.executions_after_first[c]}
+  assert ran == evaluators_and_pushers
+  for name, r in second["representations"].items():
+    # The baseline is the first run's model: the same model, so no AUC change and blessed.
+    assert r["baseline_model_id"] is not None and first["representations"][name][
+        "baseline_model_id"] is None, name
+    assert r["blessed"] and r["failed_thresholds"] == [], name
+    assert r["auc"] == first["representations"][name]["auc"], name
+  # The third run: every component cached, nothing executes, the same figures.
+  assert set(COMPONENTS) <= set(third["components"]["cached"])
+  assert two_runs.executions_after_third == two_runs.executions_after_second
+  assert third["embeddings"]["uri"] == first["embeddings"]["uri"]
+  assert third["representations"] == second["representations"]
 
 
 @pytest.mark.parametrize("gate", ["min_auc_new_items", "min_auc"])
@@ -311,9 +328,52 @@ def test_failed_threshold_blocks_the_push_and_reruns_only_the_evaluator(two_runs
   assert r["auc"] == pytest.approx(measured["auc"])
 
 
+def test_a_model_worse_than_the_one_serving_is_not_pushed_and_the_report_says_why(two_runs):
+  """Against the baseline (the latest blessed model of the representation): asking for an
+  AUC gain of 0.5 over it fails the change threshold, whatever the absolute bounds say."""
+  from tfx_pipeline import local_runner
+  config = two_runs.config
+  strict = config_lib.replace_section(
+      dataclasses.replace(config, representations=("random_id",)), "evaluation",
+      max_auc_drop=-0.5)
+  serving = os.path.join(config.serving_dir, "random_id")
+  versions_before = sorted(os.listdir(serving))
+  report = local_runner.run(strict)
+  r = report["representations"]["random_id"]
+  assert r["baseline_model_id"] is not None
+  assert not r["blessed"] and r["pushed_to"] is None
+  assert sorted(os.listdir(serving)) == versions_before
+  assert len(r["failed_thresholds"]) == 1, r["failed_thresholds"]
+  assert r["failed_thresholds"][0].startswith("auc on overall: change +0.00000 against the "
+                                              "baseline, allowed >= +0.50000")
+  assert "random_id not pushed: auc on overall: change" in open(
+      os.path.join(config.output_dir, "report.md")).read()
+
+
+def test_every_push_carries_warmup_requests_the_stock_op_set_answers(two_runs):
+  """Each pushed version holds tf_serving_warmup_requests for both client signatures, and
+  loads and answers them in a fresh process that imports only TensorFlow, TensorFlow Text
+  and TF Serving's protos (what tensorflow_model_server can run)."""
+  from components.serving_gate import executor as gate
+  from contracts import serving_api as api
+  from contracts import warmup_io
+  for name, r in two_runs.first["representations"].items():
+    assert r["serving_check"]["passed"] and r["serving_check"]["error"] is None, name
+    version = r["pushed_to"]
+    records = list(warmup_io.read_warmup(warmup_io.warmup_path(version)))
+    assert {s for s, _ in records} == set(api.CLIENT_SIGNATURES), name
+    assert len(records) == 2 * two_runs.config.serving.warmup_requests <= 1000
+    result = gate.run_stock_server_check(version, timeout_seconds=300)
+    assert result["error"] is None and result["records"] == len(records), (name, result)
+    assert result["sidrec_modules"] == [], name
+
+
 def local_runner_components(config):
+  """The components that run an executor (resolver nodes query MLMD instead)."""
+  from tfx import v1 as tfx
   from tfx_pipeline import pipeline
-  return [c.id for c in pipeline.create_pipeline(config).components]
+  return [c.id for c in pipeline.create_pipeline(config).components
+          if not isinstance(c, tfx.dsl.Resolver)]
 
 
 def test_experiment_over_seeds_reuses_the_pipeline_cache(two_runs):
@@ -332,7 +392,7 @@ def test_experiment_over_seeds_reuses_the_pipeline_cache(two_runs):
   # setting: then only its evaluator and pusher run again); seed 1 trains anew.
   assert {"RandomIdTrainer", "SidSpmTrainer"} <= ran <= {
       f"{PREFIXES[n]}{stage}" for n in ("random_id", "sid_spm")
-      for stage in ("Trainer", "Evaluator", "Pusher")}
+      for stage in ("Trainer", "Evaluator", "ServingGate", "Pusher")}
   assert after["RandomIdTrainer"] == before["RandomIdTrainer"] + 1
   cell = next(c for c in result["cells"] if c["representation"] == "sid_spm")
   assert cell["auc"]["n"] == 2 and cell["auc"]["std"] is not None

@@ -121,6 +121,10 @@ def settings_fingerprint(config: config_lib.PipelineConfig) -> str:
                                             output_dir="").to_json())
   settings.pop("representations", None)
   settings.pop("output_dir", None)
+  # What gates or serves a push, not what the metrics depend on.
+  settings.pop("serving", None)
+  for name in ("max_auc_drop", "max_auc_drop_new_items"):
+    settings["evaluation"].pop(name, None)
   settings["sid_method"] = settings["ranking"].pop("sid_codebook")
   settings["ranking"]["history_length"] = settings["split"]["history_length"]
   return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

@@ -125,7 +125,8 @@ class _RankingAucCombiner(beam.CombineFn):
 
   def add_input(self, accumulator, element: metric_types.StandardMetricInputs):
     user = np.asarray(element.features[self._user_key]).reshape(-1)[0]
-    label, prediction = label_and_prediction(element, self._prediction_key)
+    label, prediction = label_and_prediction(element, self._prediction_key,
+                                             self._key.model_name)
     accumulator[0].append(user.item() if hasattr(user, "item") else user)
     accumulator[1].append(label)
     accumulator[2].append(prediction)

@@ -119,3 +119,30 @@ def test_exact_auc_in_tfma_matches_tfma_auc_and_gates_per_slice(tmp_path):
   failed = [m.metric_key.name for f in validation.metric_validations_per_slice
             for m in f.failures]
   assert failed == ["auc"]
+
+
+def test_with_a_baseline_each_model_is_scored_on_its_own_predictions():
+  """TFMA keys labels and predictions by model name when the Evaluator has a baseline; the
+  candidate's AUC must come from the candidate's scores, the baseline's from its own."""
+  from tensorflow_model_analysis.proto import config_pb2
+  eval_config = config_pb2.EvalConfig(model_specs=[
+      config_pb2.ModelSpec(name="candidate", prediction_key="probability"),
+      config_pb2.ModelSpec(name="baseline", prediction_key="probability", is_baseline=True)])
+  computations = gauc.ExactAUC().computations(eval_config=eval_config,
+                                              model_names=["candidate", "baseline"])
+  rows = [("a", 1, 0.9), ("a", 0, 0.1), ("b", 1, 0.8), ("b", 0, 0.2)]
+  values = {}
+  for computation in computations:
+    combiner = computation.combiner
+    acc = combiner.create_accumulator()
+    for user, label, score in rows:
+      acc = combiner.add_input(acc, metric_types.StandardMetricInputs(
+          labels={"candidate": np.array([label]), "baseline": np.array([label])},
+          # The baseline ranks every pair the wrong way round.
+          predictions={"candidate": {"probability": np.array([score])},
+                       "baseline": {"probability": np.array([1.0 - score])}},
+          example_weights=np.array([1.0]), features={"user_id": np.array([user.encode()])}))
+    values.update({(k.model_name, k.name): v
+                   for k, v in combiner.extract_output(acc).items()})
+  assert values[("candidate", "auc")] == pytest.approx(1.0)
+  assert values[("baseline", "auc")] == pytest.approx(0.0)

@@ -41,8 +41,10 @@ class ComponentProgress(logging.Handler):
   `<root>/<component>/.system/executor_execution/`, a cache hit does not.
   """
 
-  def __init__(self, total: int, pipeline_root: str, stream=None):
+  def __init__(self, total: int, pipeline_root: str, stream=None, resolvers=()):
     super().__init__(level=logging.INFO)
+    # Resolver nodes query MLMD and run no executor: "resolved", never "cached".
+    self.resolvers = set(resolvers)
     self.total = total
     self.pipeline_root = pipeline_root
     self.stream = stream or sys.stdout
@@ -63,9 +65,13 @@ class ComponentProgress(logging.Handler):
       name = match.group(1)
       self.done += 1
       self.seconds[name] = time.time() - self.started.get(name, time.time())
-      if executor_runs(self.pipeline_root, name) == self.runs_before.get(name, -1):
+      if name in self.resolvers:
+        how = "resolved"
+      elif executor_runs(self.pipeline_root, name) == self.runs_before.get(name, -1):
         self.cached.add(name)
-      how = "cached" if name in self.cached else "done"
+        how = "cached"
+      else:
+        how = "done"
       self._print(f"[{self.done}/{self.total}] {name} {how} in {self.seconds[name]:.1f}s")
 
   def _print(self, line: str) -> None:
@@ -146,8 +152,9 @@ def run(config: config_lib.PipelineConfig, force_prepare: bool = False,
 
   run_config = dataclasses.replace(config, beam_pipeline_args=local_beam_args(config))
   pipeline = pipeline_lib.create_pipeline(run_config, metadata_config(config))
-  progress = ComponentProgress(total=len(pipeline.components),
-                               pipeline_root=os.path.abspath(config.pipeline_root))
+  progress = ComponentProgress(
+      total=len(pipeline.components), pipeline_root=os.path.abspath(config.pipeline_root),
+      resolvers=[c.id for c in pipeline.components if isinstance(c, tfx.dsl.Resolver)])
   absl_logger = absl_logging.get_absl_logger()
   previous_verbosity = absl_logging.get_verbosity()
   previous_propagate = absl_logger.propagate

@@ -14,9 +14,14 @@ Stages so far (later stages extend the same function):
                          Trainer (one tf.Example parse per chunk, not per example)
   per representation R (model name R, component prefix e.g. SidSpm):
     <R>Trainer           SidRankingTrainer (stock Trainer + item tables), trainer.run.run_fn
+    <R>BaselineResolver  the latest blessed model of <R>Trainer (the model already serving)
     <R>Evaluator         TFMA on the eval split, sliced by item_cohort / item_popularity;
-                         blesses the model when the AUC thresholds hold (incl. new items)
-    <R>Pusher            DIR/serving/<R>/<version>/ when blessed
+                         blesses the model when the AUC thresholds hold (incl. new items) and,
+                         against the baseline, the AUC has not dropped by more than allowed
+    <R>ServingGate       warmup requests from eval examples into a copy of the model, replayed
+                         in a fresh process with the stock model server's op set
+    <R>Pusher            the ServingGate's copy (with its warmup requests) to
+                         DIR/serving/<R>/<version>/ when both blessings hold
 """
 import os
 from typing import List, Optional
@@ -37,6 +42,8 @@ from components.semantic_id_assigner import spec as assigner_spec
 from components.semantic_id_assigner.component import SemanticIdAssigner
 from components.semantic_id_joiner import spec as joiner_spec
 from components.semantic_id_joiner.component import SemanticIdJoiner
+from components.serving_gate import spec as gate_spec
+from components.serving_gate.component import ServingGate
 from contracts import config as config_lib
 from contracts import schema
 from contracts.registry import codebook_methods
@@ -187,17 +194,36 @@ def create_pipeline(
         run_fn=RUN_FN,
         custom_config=TrainerSettings(config.ranking_for(representation)).custom_config(),
     ).with_id(f"{prefix}Trainer")
+    # The model already serving, as TFX's penguin example finds it: the latest Model of this
+    # Trainer that this Evaluator blessed. The first run has none; the Evaluator then gates on
+    # the absolute thresholds only (TFMA drops change thresholds without a baseline).
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                              producer_component_id=trainer.id),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                       producer_component_id=f"{prefix}Evaluator"),
+    ).with_id(f"{prefix}BaselineResolver")
     evaluator = tfx.components.Evaluator(
         examples=joiner.outputs[joiner_spec.JOINED_EXAMPLES_KEY], model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
         schema=joiner.outputs[joiner_spec.JOINED_SCHEMA_KEY], eval_config=eval_config,
         example_splits=["eval"]).with_id(f"{prefix}Evaluator")
+    gate = ServingGate(
+        model=trainer.outputs["model"], examples=joiner.outputs[joiner_spec.JOINED_EXAMPLES_KEY],
+        item_embeddings=(content_embedder.outputs[embedder_spec.ITEM_EMBEDDINGS_KEY]
+                         if reads_content else None),
+        serving_config=config.serving).with_id(f"{prefix}ServingGate")
+    # No `model`: the Pusher then pushes the ServingGate's stamped copy, which carries the
+    # warmup requests (tfx/components/pusher/executor.py GetModelPath).
     pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=gate.outputs[gate_spec.BLESSING_KEY],
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=os.path.join(serving_dir, model_name(representation))))
     ).with_id(f"{prefix}Pusher")
-    components += [trainer, evaluator, pusher]
+    components += [trainer, baseline, evaluator, gate, pusher]
   return tfx.dsl.Pipeline(
       pipeline_name=config.name,
       pipeline_root=pipeline_root,

@@ -9,6 +9,8 @@ import os
 import tempfile
 from typing import Dict, List, Optional
 
+from components.serving_gate import spec as gate_spec
+
 from contracts import artifacts
 from contracts import codebook_io
 from contracts import config as config_lib
@@ -136,16 +138,53 @@ def codebook_section(config: config_lib.PipelineConfig, run: RunArtifacts) -> Di
   return section
 
 
+def _candidate_model_name(evaluation_uri: str) -> Optional[str]:
+  """TFMA names the models "candidate" and "baseline" when the Evaluator had a baseline
+  (the model already serving); None when it evaluated one unnamed model."""
+  config = _read_json(os.path.join(evaluation_uri, "eval_config.json")) or {}
+  specs = config.get("evalConfig", {}).get("modelSpecs", [])
+  names = [m.get("name") for m in specs if not m.get("isBaseline")]
+  return names[0] if len(specs) > 1 and names and names[0] else None
+
+
 def load_slice_metrics(evaluation_uri: str) -> Dict[tuple, Dict[str, float]]:
-  """{slice key: {metric: value}} from an Evaluator's ModelEvaluation artifact."""
+  """{slice key: {metric: value}} of the candidate model from an Evaluator's ModelEvaluation."""
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
-  result = tfma.load_eval_result(evaluation_uri)
+  result = tfma.load_eval_result(evaluation_uri,
+                                 model_name=_candidate_model_name(evaluation_uri))
   out = {}
   for slice_key, metrics in result.slicing_metrics:
     values = metrics.get("", {}).get("", {})
     out[tuple(slice_key)] = {k: v["doubleValue"] for k, v in values.items()
                              if "doubleValue" in v}
   return out
+
+
+def validation_failures(evaluation_uri: str) -> List[str]:
+  """One line per threshold the candidate failed, e.g. `auc on item_cohort=new: 0.61 vs the
+  baseline: change -0.012, allowed >= -0.002`; [] when it was blessed."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  if not os.path.exists(os.path.join(evaluation_uri, "validations.tfrecord")):
+    return []
+  result = tfma.load_validation_result(evaluation_uri)
+  lines = []
+  for per_slice in result.metric_validations_per_slice:
+    where = ", ".join(f"{c.column}={c.bytes_value.decode() or c.int64_value}"
+                      for c in per_slice.slice_key.single_slice_keys) or "overall"
+    for failure in per_slice.failures:
+      name = failure.metric_key.name
+      threshold = failure.metric_threshold
+      if failure.metric_key.is_diff:
+        lines.append(f"{name} on {where}: change {failure.metric_value.double_value.value:+.5f}"
+                     f" against the baseline, allowed >= "
+                     f"{threshold.change_threshold.absolute.value:+.5f}")
+      else:
+        lines.append(f"{name} on {where}: {failure.metric_value.double_value.value:.5f}, "
+                     f"allowed >= {threshold.value_threshold.lower_bound.value:.5f}")
+  if not result.validation_ok and not lines:
+    lines.append(result.missing_slices and "a gated slice is missing from the eval split"
+                 or "TFMA's validation failed (see validations.tfrecord)")
+  return lines
 
 
 def _metric(slices, key, name) -> Optional[float]:
@@ -175,7 +214,14 @@ def representation_section(config: config_lib.PipelineConfig,
     slices = load_slice_metrics(evaluation_uri)
     train = _read_json(os.path.join(run.uri(f"{prefix}Trainer", "ModelRun") or "",
                                     trainer_io.TRAIN_STATS_FILE)) or {}
-    blessing = run.uri(f"{prefix}Evaluator", "ModelBlessing")
+    blessing = run.artifacts(f"{prefix}Evaluator", "ModelBlessing")
+    baseline_id = (blessing[-1].custom_properties["baseline_model_id"].int_value
+                   if blessing and "baseline_model_id" in blessing[-1].custom_properties
+                   else None)
+    blessing = blessing[-1].uri if blessing else None
+    gate_uri = run.uri(f"{prefix}ServingGate", "InfraBlessing")
+    serving_check = (_read_json(os.path.join(gate_uri, gate_spec.CHECK_RESULT_FILE))
+                     if gate_uri else None)
     pushed = run.artifacts(f"{prefix}Pusher", "PushedModel")
     pushed_to = None
     if pushed and pushed[-1].custom_properties["pushed"].int_value:
@@ -196,6 +242,14 @@ def representation_section(config: config_lib.PipelineConfig,
         "train_input": train.get("input"),
         "seed": train.get("seed"),
         "blessed": bool(blessing and os.path.exists(os.path.join(blessing, "BLESSED"))),
+        # The latest blessed model of the same representation, if there was one.
+        "baseline_model_id": baseline_id,
+        "failed_thresholds": validation_failures(evaluation_uri),
+        "serving_check": None if serving_check is None else {
+            "passed": os.path.exists(os.path.join(gate_uri, gate_spec.BLESSED_FILE)),
+            "warmup_records": serving_check.get("warmup_records"),
+            "records_answered": serving_check.get("records"),
+            "error": serving_check.get("error")},
         "pushed_to": pushed_to,
         "evaluation_uri": evaluation_uri,
     }
@@ -213,6 +267,21 @@ def write_report(report: dict, output_dir: str) -> str:
 
 def _fmt(value) -> str:
   return "-" if value is None else f"{value:.4f}"
+
+
+def push_verdicts(representations: Dict[str, dict]) -> List[str]:
+  """Why each model that was not pushed was not: the thresholds it failed (against the
+  absolute bounds or the baseline) and the ServingGate's error."""
+  lines = []
+  for name, r in representations.items():
+    if "pushed_to" not in r or r["pushed_to"]:
+      continue
+    reasons = list(r.get("failed_thresholds") or [])
+    check = r.get("serving_check") or {}
+    if check and not check.get("passed"):
+      reasons.append(f"serving check: {check.get('error')}")
+    lines.append(f"{name} not pushed: " + ("; ".join(reasons) or "no blessing"))
+  return lines
 
 
 def format_summary(report: dict) -> str:
@@ -255,6 +324,9 @@ def format_summary(report: dict) -> str:
                    + f"{'-' if rows is None else f'{rows:,}':>10}"
                    f"{'-' if speed is None else f'{speed:,.0f}':>9}  "
                    f"{'yes' if r.get('blessed') else 'NO'}")
+    verdicts = push_verdicts(reps)
+    if verdicts:
+      lines += [""] + verdicts
   comps = report.get("components", {})
   if comps.get("cached"):
     lines.append(f"\nServed from cache: {', '.join(comps['cached'])}")

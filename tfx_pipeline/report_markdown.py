@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 
 from contracts.registry import metrics as metric_registry
 from tfx_pipeline.report import atomic_write_text
+from tfx_pipeline.report import push_verdicts
 
 PLOTS_DIR = "plots"
 AUC_PLOT = "auc_by_representation.png"
@@ -68,6 +69,9 @@ def representation_table(reps: Dict[str, dict]) -> List[str]:
         + f" | {r.get('table_rows') if r.get('table_rows') is not None else '–'}"
         + f" | {_f(r.get('train_examples_per_sec'), 0)}"
         + f" | {'yes' if r.get('blessed') else 'no'} |")
+  verdicts = push_verdicts(reps)
+  if verdicts:
+    lines += [""] + [f"- {line}" for line in verdicts]
   return lines
 
 

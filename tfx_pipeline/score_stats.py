@@ -65,7 +65,8 @@ class _Combiner(beam.CombineFn):
     return [0, 0.0, 0.0, 0.0]
 
   def add_input(self, accumulator, element: metric_types.StandardMetricInputs):
-    label, prediction = label_and_prediction(element, self._prediction_key)
+    label, prediction = label_and_prediction(element, self._prediction_key,
+                                             self._keys[0].model_name)
     p = min(max(prediction, EPSILON), 1.0 - EPSILON)
     accumulator[0] += 1
     accumulator[1] += label

@@ -19,8 +19,11 @@ def prediction_key_for(key: metric_types.MetricKey,
 
 
 def label_and_prediction(element: metric_types.StandardMetricInputs,
-                         prediction_key: str) -> Tuple[float, float]:
-  """One example's label and prediction, read directly.
+                         prediction_key: str, model_name: str = "") -> Tuple[float, float]:
+  """One example's label and prediction of model `model_name`, read directly.
+
+  With a baseline model TFMA keys labels and predictions by model name ("candidate",
+  "baseline") first; with one unnamed model it does not.
 
   Custom metrics here see one example per call, for every slice it falls in (ML-1M: 137k x
   3); TFMA's generic metric_util.to_label_prediction_example_weight cost 5x more per call in a
@@ -28,6 +31,10 @@ def label_and_prediction(element: metric_types.StandardMetricInputs,
   """
   label = element.label if element.label is not None else element.labels
   prediction = element.prediction if element.prediction is not None else element.predictions
+  if model_name and isinstance(label, dict) and model_name in label:
+    label = label[model_name]
+  if model_name and isinstance(prediction, dict) and model_name in prediction:
+    prediction = prediction[model_name]
   if isinstance(prediction, dict):
     if prediction_key not in prediction:
       raise KeyError(f"prediction key {prediction_key!r} not in the model's outputs "

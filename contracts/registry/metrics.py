@@ -36,6 +36,9 @@ class ReportedMetric:
   # True: a bound of 0 means "not gated" (the metric is reported only). Otherwise a bound of 0
   # still gates: TFMA then fails a model whose eval split lacks the slice.
   gate_off_at_zero: bool = False
+  # The EvaluationConfig field bounding how much the figure may drop against the baseline
+  # model (the model already serving), if any.
+  change_gate: Optional[str] = None
   table: bool = False
   experiment: bool = False
   count: bool = False  # an integer count, not a rate
@@ -55,9 +58,10 @@ TFMA_METRICS = (
 )
 
 REPORTED = (
-    ReportedMetric("auc", "AUC", "auc", OVERALL, gate="min_auc", table=True, experiment=True),
-    ReportedMetric("auc_new_items", "AUC new", "auc", NEW_ITEMS, gate="min_auc_new_items",
+    ReportedMetric("auc", "AUC", "auc", OVERALL, gate="min_auc", change_gate="max_auc_drop",
                    table=True, experiment=True),
+    ReportedMetric("auc_new_items", "AUC new", "auc", NEW_ITEMS, gate="min_auc_new_items",
+                   change_gate="max_auc_drop_new_items", table=True, experiment=True),
     ReportedMetric("auc_seen_items", "AUC seen", "auc", SEEN_ITEMS, table=True,
                    experiment=True),
     ReportedMetric("gauc", "GAUC", "gauc", OVERALL, gate="min_gauc", gate_off_at_zero=True,
