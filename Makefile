@@ -1,5 +1,6 @@
 # sidrec: two commands on a fresh machine.
-#   make demo   create .venv if missing, install the pinned stack, run the pipeline on MovieLens 1M
+#   make demo   create .venv if missing, install the pinned stack, run the pipeline on MovieLens 1M,
+#               then serve the pushed models and rank one real user over REST
 #   make test   create .venv if missing, install, run the whole test suite (e2e runs included)
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,6 +25,7 @@ install: $(VENV)/.sidrec-installed
 
 demo: install
 	$(VENV)/bin/sidrec run --dataset $(DATASET) --output $(OUTPUT)
+	$(VENV)/bin/sidrec serve-demo --dataset $(DATASET) --output $(OUTPUT)
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -414,3 +414,70 @@ def test_changed_embedding_setting_reruns_only_the_embedder_and_below(two_runs):
   for component in UPSTREAM + below:
     ran = len(_executions(config.pipeline_root, component)) - before[component]
     assert ran == (0 if component in UPSTREAM else 1), component
+
+
+def test_the_pushed_models_served_over_rest_rank_new_items_from_sid_and_embedding(two_runs):
+  """What a client of the model server sees, through sidrec's local model server (the
+  stand-in for tensorflow_model_server) on the serving directory the runs wrote: models.config
+  names every pushed model with its labels; an item under an id the model never saw, sent with
+  its SID or its content embedding, gets the score the model gives the same item by id."""
+  from contracts import embeddings_io
+  from contracts import semantic_ids_io
+  from serving import client as client_lib
+  from serving import model_config
+  from serving import server as server_lib
+  config, first = two_runs.config, two_runs.first
+  serving_config = model_config.read_model_server_config(
+      os.path.join(config.serving_dir, "models.config"))
+  models = {m.name: m for m in serving_config.model_config_list.config}
+  assert set(models) == set(REPRESENTATIONS)
+  for m in models.values():
+    versions = model_config.discover_versions(m.base_path)
+    assert m.version_labels["canary"] == versions[-1]
+    assert m.version_labels["stable"] == versions[-2]  # the second run pushed again
+  assert os.path.exists(os.path.join(config.serving_dir, "deploy", "Dockerfile"))
+
+  examples = [tf_example for tf_example in _parsed_eval_examples(config, 40)]
+  user_example = examples[0]
+  user = {k: _values(user_example, k)[0] for k in ("user_id", "user_age", "user_gender",
+                                                   "user_occupation")}
+  user = {k: v.decode() if isinstance(v, bytes) else v for k, v in user.items()}
+  history = [h.decode() for h in _values(user_example, "history_item_ids") if h]
+  items = list(dict.fromkeys(_values(e, "item_id")[0].decode() for e in examples))[:8]
+  sids = semantic_ids_io.read_sids(first["codebooks"]["rqvae"]["assignment"]["uri"])
+  ids, vectors = embeddings_io.load_item_embeddings(first["embeddings"]["uri"])
+  embedding = dict(zip(ids, vectors))
+  codebook_dir = os.path.join(first["codebooks"]["rqvae"]["uri"], "saved_model")
+  with server_lib.LocalModelServer(config.serving_dir, grpc_port=0, rest_port=0) as server:
+    server.wait_until_ready(timeout=120)
+    address = f"127.0.0.1:{server.rest_port}"
+    for name, new_item in (("sid_spm", lambda i: [int(c) for c in sids[i]]),
+                           ("sid_spm", lambda i: embedding[i]),
+                           ("dense_content", lambda i: embedding[i])):
+      with client_lib.ServingClient(address, name, protocol="rest") as client:
+        by_id = {r.item_id: r for r in client.rank(user, items, history=history)}
+        assert all(r.in_table for r in by_id.values()), name
+        fresh = {f"never-seen {i}": new_item(i) for i in items}
+        ranked = client.rank(user, [], history=history, new_items=fresh,
+                             codebook=codebook_dir)
+        assert {r.source for r in ranked} <= {"sid", "embedding"} and not any(
+            r.in_table for r in ranked), name
+        for r in ranked:
+          assert r.score == pytest.approx(by_id[r.item_id[len("never-seen "):]].score,
+                                          abs=1e-5), (name, r)
+
+
+def _parsed_eval_examples(config, n):
+  import tensorflow as tf
+  return [tf.train.Example.FromString(r) for r in _joined_eval_examples(config)[:n]]
+
+
+def test_serve_demo_ranks_a_real_user_with_a_never_seen_item(two_runs):
+  from tfx_pipeline import serving_demo
+  text = serving_demo.run(two_runs.config)
+  assert "sidrec serve --model-dir" in text and "tensorflow_model_server --port=8500" in text
+  ranked = [l for l in text.splitlines() if l.startswith("   ") and ". 0." in l]
+  assert len(ranked) >= 5
+  assert sum(serving_demo.NEVER_SEEN_SUFFIX in l and "ranked from its SID" in l
+             for l in ranked) == 1
+  assert "sidrec predict --server 127.0.0.1:8501" in text

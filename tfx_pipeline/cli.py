@@ -6,6 +6,11 @@
   sidrec experiment --representations ... --seeds 0,1,2,3,4 [--table-budgets ...]
                     [--moc-scaling 1,2,3,7]     the comparison over seeds, mean ± std
   sidrec compile-kubeflow --output DIR ...      compile the same DAG for Kubeflow Pipelines V2
+  sidrec serve --model-dir DIR/serving          tensorflow_model_server when installed, else
+                                                sidrec's local model server (same contract)
+  sidrec predict --server HOST:PORT --model M --user-id U --item-ids I1,I2 [--new-item ...]
+                                                rank candidates through a model server
+  sidrec serve-demo --output DIR                serve DIR/serving and rank one real user
 """
 import os
 
@@ -148,6 +153,34 @@ def _cmd_compile_kubeflow(args: argparse.Namespace) -> int:
   return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+  from serving import server
+  try:
+    return server.serve_main(args)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
+
+
+def _cmd_serve_demo(args: argparse.Namespace) -> int:
+  from tfx_pipeline import serving_demo
+  config = build_config(args)
+  try:
+    serving_demo.run(config)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
+  return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+  from serving import client
+  try:
+    return client.predict_main(args)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
+  except client.ServingError as e:
+    raise UsageError(str(e)) from None
+
+
 def make_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="sidrec", description="Semantic-ID ranking pipelines on TFX.")
@@ -187,6 +220,25 @@ def make_parser() -> argparse.ArgumentParser:
   p.add_argument("--pipeline-root", help="remote pipeline root, e.g. gs://bucket/sidrec")
   p.add_argument("--image", default="", help="container image with sidrec installed")
   p.set_defaults(func=_cmd_compile_kubeflow)
+
+  from serving import client as serving_client  # argparse only: no TensorFlow import
+  from serving import server as serving_server
+  p = sub.add_parser("serve", help="serve the pushed models: tensorflow_model_server when it "
+                     "is on PATH, else sidrec's local model server (a stand-in for it that "
+                     "keeps its gRPC and REST contract)")
+  serving_server.add_serve_arguments(p)
+  p.set_defaults(func=_cmd_serve)
+
+  p = sub.add_parser("predict", help="rank candidates for a user through a model server "
+                     "(gRPC or REST); new items by their SID or content embedding")
+  serving_client.add_predict_arguments(p)
+  p.set_defaults(func=_cmd_predict)
+
+  p = sub.add_parser("serve-demo", help="serve DIR/serving with sidrec's local model server "
+                     "and rank a real user's eval items, one of them never seen, over REST; "
+                     "prints the serve and predict commands that do the same")
+  _add_common(p)
+  p.set_defaults(func=_cmd_serve_demo)
   return parser
 
 

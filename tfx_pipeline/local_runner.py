@@ -142,6 +142,26 @@ def data_fingerprint(config: config_lib.PipelineConfig) -> str:
                      "split": json.loads(config_lib.to_json(config.split))}, sort_keys=True)
 
 
+def write_serving_files(config: config_lib.PipelineConfig) -> list:
+  """What the model server reads beside the pushed models (DIR/serving): models.config and
+  batching_parameters.txt for `sidrec serve` / tensorflow_model_server on this machine, and
+  DIR/serving/deploy/ (the same with the container's paths, a Dockerfile FROM
+  tensorflow/serving and Kubernetes manifests). Rewritten after every run: the labels follow
+  the pushed versions (canary = the newest, stable = the one before)."""
+  from serving import deploy  # pylint: disable=g-import-not-at-top
+  from serving import model_config  # pylint: disable=g-import-not-at-top
+  serving_dir = os.path.abspath(config.serving_dir)
+  if not os.path.isdir(serving_dir) or not model_config.discover_models(serving_dir):
+    return []
+  s = config.serving
+  batching = model_config.BatchingParameters(
+      max_batch_size=s.max_batch_size, batch_timeout_micros=s.batch_timeout_micros,
+      num_batch_threads=s.num_batch_threads)
+  written = list(model_config.write_serving_configs(serving_dir, batching,
+                                                    num_versions=s.num_versions))
+  return written + deploy.write_deploy_files(serving_dir, num_versions=s.num_versions)
+
+
 def run(config: config_lib.PipelineConfig, force_prepare: bool = False,
         quiet_tfx_logs: bool = True) -> dict:
   """Prepares the data, runs the pipeline, writes DIR/report.json and prints the summary."""
@@ -191,10 +211,16 @@ def run(config: config_lib.PipelineConfig, force_prepare: bool = False,
   report = report_lib.build_report(config, stats, component_seconds=progress.seconds,
                                    cached=sorted(progress.cached), pipeline_seconds=elapsed)
   path = report_lib.write_report(report, config.output_dir)
+  serving_files = write_serving_files(config)
   from tfx_pipeline import report_markdown
   markdown = report_markdown.write_markdown(report, config.output_dir)
   print(report_lib.format_summary(report))
   print(f"\nPipeline finished in {elapsed:.1f}s; report: {path} (readable: {markdown})")
+  if serving_files:
+    print(f"Model server files: {serving_files[0]} (labels: canary = newest push, stable = the "
+          f"one before), {serving_files[1]}; deployment: "
+          f"{os.path.dirname(serving_files[-1])}/ (Dockerfile, kubernetes.yaml). Serve with "
+          f"`sidrec serve --model-dir {os.path.abspath(config.serving_dir)}`")
   return report
 
 
