@@ -322,7 +322,12 @@ class ServingConfig:
   # Seconds the fresh-process check may take to load the model and replay its warmup.
   gate_timeout_seconds: int = 600
   num_versions: int = 2
-  max_batch_size: int = 64
+  # --enable_batching's parameters. TF's batch scheduler refuses a request with more rows than
+  # max_batch_size (and with it the version whose warmup holds one), so it bounds the
+  # candidates per request; with large-batch splitting a request is cut into pieces of at most
+  # max_execution_batch_size rows that share batches with other requests.
+  max_batch_size: int = 1024
+  max_execution_batch_size: int = 256
   batch_timeout_micros: int = 2000
   num_batch_threads: int = 2
 
@@ -335,6 +340,10 @@ class ServingConfig:
                        "[1, 10, 100]")
     if self.num_versions < 1:
       raise ValueError("serving.num_versions must be >= 1")
+    if max(self.warmup_candidates) > self.max_batch_size:
+      raise ValueError(f"serving.warmup_candidates {list(self.warmup_candidates)} exceed "
+                       f"serving.max_batch_size {self.max_batch_size}: the model server would "
+                       f"refuse the warmup requests, and with them the version")
 
 
 @dataclasses.dataclass(frozen=True)

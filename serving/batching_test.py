@@ -77,11 +77,100 @@ def test_padding_to_an_allowed_size_is_dropped_from_the_outputs(make):
   assert out["y"].tolist() == [[2.0], [4.0], [6.0]] and out["row"].tolist() == [0, 1, 2]
 
 
-def test_a_request_larger_than_max_batch_size_is_split(make):
-  scheduler, version = make(max_batch_size=4, batch_timeout_micros=1000), FakeVersion()
+def test_with_splitting_a_request_is_cut_into_max_execution_batch_size_pieces(make):
+  scheduler = make(max_batch_size=10, max_execution_batch_size=4, batch_timeout_micros=1000)
+  version = FakeVersion()
   out = scheduler.run(version, "s", _inputs(list(range(10))))
-  assert sorted(version.calls) == [2, 4, 4]
+  assert sorted(version.calls) == [2, 4, 4]  # no batch runs more than 4 rows
   assert out["y"][:, 0].tolist() == [2.0 * i for i in range(10)]  # in order
+
+
+def test_a_split_request_first_fills_the_open_batch(make):
+  scheduler = make(max_batch_size=16, max_execution_batch_size=4, batch_timeout_micros=LONG)
+  version = FakeVersion()
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    first = pool.submit(scheduler.run, version, "s", _inputs([0]))
+    while not scheduler._queues:  # pylint: disable=protected-access
+      time.sleep(0.001)
+    second = pool.submit(scheduler.run, version, "s", _inputs([1, 2, 3, 4, 5, 6, 7]))
+    assert first.result(30)["y"].tolist() == [[0.0]]
+    assert second.result(30)["y"][:, 0].tolist() == [2.0 * i for i in range(1, 8)]
+  assert version.calls == [4, 4]  # 1 + 3 rows, then 4 rows: both batches full
+
+
+def test_a_request_larger_than_max_batch_size_is_invalid_as_tf(make):
+  for splitting in (True, False):
+    scheduler = make(max_batch_size=8, batch_timeout_micros=1000,
+                     enable_large_batch_splitting=splitting)
+    with pytest.raises(tensors.ServingError) as e:
+      scheduler.run(FakeVersion(), "s", _inputs(list(range(9))))
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert e.value.message == "Task size 9 is larger than maximum input batch size 8"
+
+
+def test_without_splitting_batches_hold_up_to_max_batch_size_and_requests_stay_whole(make):
+  scheduler = make(max_batch_size=8, batch_timeout_micros=LONG, enable_large_batch_splitting=False)
+  version = FakeVersion()
+  with concurrent.futures.ThreadPoolExecutor(3) as pool:
+    futures = [pool.submit(scheduler.run, version, "s", _inputs(list(range(n))))
+               for n in (5, 3)]
+    assert [f.result(30)["y"].shape[0] for f in futures] == [5, 3]
+  assert version.calls == [8]  # one batch of 8 rows, more than the 256 default piece size
+  scheduler2 = make(max_batch_size=8, batch_timeout_micros=1000,
+                    enable_large_batch_splitting=False)
+  version2 = FakeVersion()
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    futures = [pool.submit(scheduler2.run, version2, "s", _inputs(list(range(6))))
+               for _ in range(2)]
+    for f in futures:
+      assert f.result(30)["y"].shape[0] == 6
+  assert sorted(version2.calls) == [6, 6]  # 6 + 6 > 8: not merged, not split
+
+
+def test_stop_runs_or_fails_every_queued_request(make):
+  scheduler = make(max_batch_size=8, batch_timeout_micros=LONG)  # never due before stop
+  version = FakeVersion()
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    future = pool.submit(scheduler.run, version, "s", _inputs([1, 2]))
+    while not scheduler._queues:  # pylint: disable=protected-access
+      time.sleep(0.001)
+    scheduler.stop()
+    assert future.result(10)["y"].tolist() == [[2.0], [4.0]]  # ran at stop, not dropped
+  with pytest.raises(tensors.ServingError, match="shutting down") as e:
+    scheduler.run(version, "s", _inputs([1]))
+  assert e.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_stop_fails_unavailable_what_the_workers_cannot_run(make):
+  gate = threading.Event()
+  scheduler = make(max_batch_size=1, batch_timeout_micros=LONG, num_batch_threads=1)
+  version = FakeVersion(gate)
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    running = pool.submit(scheduler.run, version, "s", _inputs([1]))
+    assert version.started.wait(30)
+    queued = pool.submit(scheduler.run, version, "s", _inputs([2]))
+    while not any(q.batches for q in list(scheduler._queues.values())):  # pylint: disable=protected-access
+      time.sleep(0.001)
+    scheduler.stop(timeout=0.2)  # the only worker is stuck in the gated batch
+    with pytest.raises(tensors.ServingError, match="shutting down") as e:
+      queued.result(10)
+    assert e.value.code == grpc.StatusCode.UNAVAILABLE
+    gate.set()
+    assert running.result(10)["y"].tolist() == [[2.0]]
+
+
+def test_a_caller_waits_a_bounded_time(make):
+  gate = threading.Event()
+  scheduler = batching.BatchScheduler(mc.BatchingParameters(max_batch_size=1, num_batch_threads=1),
+                                      wait_timeout_seconds=0.2)
+  try:
+    version = FakeVersion(gate)
+    with pytest.raises(tensors.ServingError, match="did not run within") as e:
+      scheduler.run(version, "s", _inputs([1]))
+    assert e.value.code == grpc.StatusCode.UNAVAILABLE
+  finally:
+    gate.set()
+    scheduler.stop()
 
 
 def test_a_full_queue_is_unavailable(make):

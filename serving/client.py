@@ -28,6 +28,7 @@ import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -59,12 +60,16 @@ SOURCE_TEXT = {
 # TF Serving's REST status mapping (http_rest_api_util.cc), inverted: the canonical code of an
 # HTTP status, so both protocols raise the same ServingError codes.
 _HTTP_TO_CODE = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                 404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED",
+                 404: "NOT_FOUND", 409: "ABORTED", 413: "RESOURCE_EXHAUSTED",
+                 429: "RESOURCE_EXHAUSTED",
                  499: "CANCELLED", 500: "INTERNAL", 501: "UNIMPLEMENTED",
                  503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 # Only a server that is (re)starting or overloaded is worth asking again; a bad request stays
 # bad (400) and a missing model stays missing (404).
 RETRIABLE_CODES = frozenset({"UNAVAILABLE"})
+# A reset of a connection this far into sending a body is the server refusing the body (a
+# 413 lost to the reset), not a server that is down: it is not retried.
+LARGE_BODY_BYTES = 64 << 10
 
 
 class ServingError(Exception):
@@ -234,6 +239,19 @@ def _to_json(value: np.ndarray):
   return value.tolist()
 
 
+def _raise_if_body_refused(url: str, data: Optional[bytes], reason) -> None:
+  """A broken pipe, or a reset while sending a large body: the server stopped reading it
+  (typically a body over its size limit), so asking again would fail the same way."""
+  if data is None:
+    return
+  if isinstance(reason, BrokenPipeError) or (
+      isinstance(reason, ConnectionResetError) and len(data) >= LARGE_BODY_BYTES):
+    raise ServingError("UNKNOWN", f"{url}: the server closed the connection while the "
+                                  f"{len(data)}-byte request body was being sent ({reason}); "
+                                  f"it likely refused the body as too large (HTTP 413): send "
+                                  f"fewer examples per request") from None
+
+
 class _RestTransport:
   """TF Serving's REST API with urllib (no extra dependency)."""
 
@@ -245,11 +263,11 @@ class _RestTransport:
     pass
 
   def _url(self, model, version, label, suffix=""):
-    url = f"{self._base}/v1/models/{model}"
+    url = f"{self._base}/v1/models/{urllib.parse.quote(model, safe='')}"
     if version is not None:
       url += f"/versions/{int(version)}"
     elif label is not None:
-      url += f"/labels/{label}"
+      url += f"/labels/{urllib.parse.quote(label, safe='')}"
     return url + suffix
 
   def _call(self, url, body, timeout):
@@ -273,9 +291,11 @@ class _RestTransport:
       if isinstance(e.reason, (socket.timeout, TimeoutError)):
         raise ServingError("DEADLINE_EXCEEDED",
                            f"{url}: no answer within {timeout} s") from None
+      _raise_if_body_refused(url, data, e.reason)
       # Connection refused / reset: what gRPC reports as UNAVAILABLE (server not up yet).
       raise ServingError("UNAVAILABLE", f"{url}: {e.reason}") from None
     except ConnectionError as e:
+      _raise_if_body_refused(url, data, e)
       raise ServingError("UNAVAILABLE", f"{url}: {e}") from None
 
   def status(self, model, version, label, timeout) -> List[VersionStatus]:

@@ -390,3 +390,44 @@ def test_a_content_model_gets_the_embedding_and_the_codebooks_codes():
     client.rank({S.USER_ID: "u1"}, [], new_items={"new_s": [1, 2]})
   with pytest.raises(C.ServingError, match="embedding has 3 values.*takes 4"):
     client.rank({S.USER_ID: "u1"}, [], new_items={"new_e": [0.1, 0.2, 0.3]})
+
+
+def test_a_reset_while_sending_a_large_body_is_not_retried():
+  import socket  # pylint: disable=g-import-not-at-top
+  import struct  # pylint: disable=g-import-not-at-top
+  listener = socket.socket()
+  listener.bind(("127.0.0.1", 0))
+  listener.listen(8)
+  accepted = []
+
+  def refuse_bodies():  # reads the headers, then resets the connection (SO_LINGER 0)
+    while True:
+      try:
+        conn, _ = listener.accept()
+      except OSError:
+        return
+      accepted.append(1)
+      conn.recv(4096)
+      conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+      conn.close()
+  thread = threading.Thread(target=refuse_bodies, daemon=True)
+  thread.start()
+  try:
+    client = C.ServingClient(f"127.0.0.1:{listener.getsockname()[1]}", "m", protocol="rest",
+                             retries=3, backoff_seconds=0.01)
+    with pytest.raises(C.ServingError) as error:
+      client.predict({"x": np.zeros(1 << 20, np.float32)}, validate=False)
+    assert error.value.code != "UNAVAILABLE" and "too large" in error.value.message
+    assert len(accepted) == 1  # asked once
+  finally:
+    listener.close()
+
+
+def test_413_is_resource_exhausted_and_not_retried(http_stub):
+  client = C.ServingClient(f"127.0.0.1:{http_stub.server_address[1]}", "m", protocol="rest",
+                           retries=3, backoff_seconds=0.01)
+  http_stub.answers = [413]
+  with pytest.raises(C.ServingError) as error:
+    client.predict({"x": [1.0]}, validate=False)
+  assert (error.value.code, error.value.http_status) == ("RESOURCE_EXHAUSTED", 413)
+  assert http_stub.requests == 1

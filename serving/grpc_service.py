@@ -61,9 +61,16 @@ def _aborts_on_error(method):
   return wrapper
 
 
+def require_model_spec(request) -> None:
+  """predict_impl.cc & co.: a request without a model_spec -> INVALID_ARGUMENT."""
+  if not request.HasField("model_spec"):
+    raise tensors.invalid("Missing ModelSpec")
+
+
 def require_model_name(model_spec) -> str:
+  """server_core.cc ServableRequestFromModelSpec: an empty name -> INVALID_ARGUMENT."""
   if not model_spec.name:
-    raise tensors.invalid("Missing ModelSpec name: set model_spec.name to the model to call")
+    raise tensors.invalid("ModelSpec has no name specified.")
   return model_spec.name
 
 
@@ -76,6 +83,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
   @_aborts_on_error
   def Predict(self, request, context):  # pylint: disable=invalid-name
+    require_model_spec(request)
     name = require_model_name(request.model_spec)
     version, label = spec_version(request.model_spec)
     inputs = {alias: tensors.tensor_proto_to_array(alias, proto)
@@ -109,6 +117,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 def model_metadata(manager: servables.VersionManager, request
                    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
   """GetModelMetadata: the pinned version's SignatureDefMap (the only field TF Serving has)."""
+  require_model_spec(request)
   name = require_model_name(request.model_spec)
   if not request.metadata_field:
     raise tensors.invalid("GetModelMetadataRequest must specify at least one metadata_field "
@@ -131,8 +140,14 @@ def model_metadata(manager: servables.VersionManager, request
 
 def model_status(manager: servables.VersionManager, request
                  ) -> get_model_status_pb2.GetModelStatusResponse:
-  """GetModelStatus: each known version of the model (or the one asked for)."""
-  name = require_model_name(request.model_spec)
+  """GetModelStatus: each known version of the model (or the one asked for).
+
+  As get_model_status_impl.cc: no model_spec -> INVALID_ARGUMENT "Missing ModelSpec"; an
+  empty name is looked up like any other (NOT_FOUND "Could not find any versions of model ");
+  a label is ignored (every version is listed), only a version number narrows the list.
+  """
+  require_model_spec(request)
+  name = request.model_spec.name
   version, label = spec_version(request.model_spec)
   response = get_model_status_pb2.GetModelStatusResponse()
   for number, state, code, message in manager.status(name, version, label):

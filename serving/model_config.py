@@ -29,8 +29,13 @@ from contracts import serving_api as api
 def discover_versions(base_path: str) -> List[int]:
   """Numeric subdirectories of `base_path` holding a complete SavedModel, sorted.
 
-  As the stock server's file-system source: non-numeric names are ignored, and so is a
-  version directory without saved_model.pb (still being written).
+  Non-numeric names are ignored, as the stock server's file-system source does. A numeric
+  directory without saved_model.pb is also skipped: that is a choice of sidrec's local server,
+  not the stock one's. tensorflow_model_server's source aspires to every numeric directory,
+  so it tries to load a half-written version, fails, and retries (main.cc:
+  --max_num_load_retries 5, --load_retry_interval_micros one minute). Skipping it is safe
+  here because the pusher copies saved_model.pb last (TFX's Pusher does the same), so a
+  directory holding it is complete.
   """
   if not os.path.isdir(base_path):
     return []
@@ -81,18 +86,7 @@ def build_model_server_config(serving_dir: str, base_path_root: Optional[str] = 
 
 def write_text_proto(path: str, message) -> str:
   """Writes `message` in text format atomically (a temporary file, then renamed)."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text_format.MessageToString(message))
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
+  return write_text_file(path, text_format.MessageToString(message))
 
 
 def read_model_server_config(path: str) -> model_server_config_pb2.ModelServerConfig:
@@ -114,33 +108,85 @@ def read_model_server_config(path: str) -> model_server_config_pb2.ModelServerCo
 
 _WRAPPED_INT_FIELDS = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
                        "num_batch_threads")
+_DEFAULT_MAX_EXECUTION_BATCH_SIZE = 256
+_KNOWN_FIELDS = _WRAPPED_INT_FIELDS + ("enable_large_batch_splitting", "max_execution_batch_size",
+                                       "allowed_batch_sizes", "pad_variable_length_inputs")
+
+
+def _parse_bool(value: str) -> bool:
+  if value not in ("true", "false", "1", "0", "True", "False"):
+    raise ValueError(value)
+  return value in ("true", "1", "True")
 
 
 @dataclasses.dataclass(frozen=True)
 class BatchingParameters:
-  """The server-side batching settings of --enable_batching (the stock server's defaults for
-  a CPU ranker with small requests)."""
-  max_batch_size: int = 64
+  """The server-side batching settings of --enable_batching (session_bundle_config.proto's
+  BatchingParameters).
+
+  The defaults let the stock server accept sidrec's pushed versions: a request may hold up to
+  `max_batch_size` (1024) rows (clients send up to 1,000 candidates, warmup records up to
+  100); with `enable_large_batch_splitting` such a request is cut into pieces of at most
+  `max_execution_batch_size` (256) rows, and no batch runs more rows than that.
+  `max_execution_batch_size` left None is the last allowed_batch_sizes entry when there are
+  some, else min(256, max_batch_size).
+  """
+  max_batch_size: int = 1024
   batch_timeout_micros: int = 2000
   max_enqueued_batches: int = 100
   num_batch_threads: int = 2
   allowed_batch_sizes: Tuple[int, ...] = ()
   pad_variable_length_inputs: bool = False
+  enable_large_batch_splitting: bool = True
+  max_execution_batch_size: Optional[int] = None
 
   def __post_init__(self):
     object.__setattr__(self, "allowed_batch_sizes", tuple(int(s) for s in self.allowed_batch_sizes))
+    object.__setattr__(self, "enable_large_batch_splitting",
+                       bool(self.enable_large_batch_splitting))
     for name in _WRAPPED_INT_FIELDS:
       if int(getattr(self, name)) < (0 if name == "batch_timeout_micros" else 1):
         raise ValueError(f"batching parameter {name} = {getattr(self, name)} must be positive")
     sizes = self.allowed_batch_sizes
-    if sizes and (list(sizes) != sorted(set(sizes)) or sizes[-1] != self.max_batch_size):
-      # The stock server's rule: increasing, and the last one equals max_batch_size.
-      raise ValueError(f"allowed_batch_sizes {list(sizes)} must increase and end with "
+    if self.max_execution_batch_size is None:
+      resolved = (sizes[-1] if sizes and self.enable_large_batch_splitting
+                  else min(_DEFAULT_MAX_EXECUTION_BATCH_SIZE, self.max_batch_size))
+      object.__setattr__(self, "max_execution_batch_size", int(resolved))
+    object.__setattr__(self, "max_execution_batch_size", int(self.max_execution_batch_size))
+    if not 1 <= self.max_execution_batch_size <= self.max_batch_size:
+      # session_bundle_config.proto: max_batch_size must be >= max_execution_batch_size.
+      raise ValueError(f"batching parameter max_execution_batch_size = "
+                       f"{self.max_execution_batch_size} must be in [1, max_batch_size "
+                       f"({self.max_batch_size})]")
+    if sizes and list(sizes) != sorted(set(sizes)):
+      raise ValueError(f"allowed_batch_sizes {list(sizes)}: entries must be monotonically "
+                       f"increasing")
+    # TF Serving's rule (batching_session.cc CreateBasicBatchingSession): with large-batch
+    # splitting the last entry equals max_execution_batch_size (and is <= max_batch_size);
+    # without it the last entry equals max_batch_size.
+    if sizes and self.enable_large_batch_splitting and (
+        sizes[-1] != self.max_execution_batch_size):
+      raise ValueError(f"allowed_batch_sizes {list(sizes)}: the last entry must be equal to "
+                       f"max_execution_batch_size ({self.max_execution_batch_size}) when "
+                       f"enable_large_batch_splitting is true")
+    if sizes and not self.enable_large_batch_splitting and sizes[-1] != self.max_batch_size:
+      raise ValueError(f"allowed_batch_sizes {list(sizes)}: the last entry must match "
                        f"max_batch_size ({self.max_batch_size})")
+
+  @property
+  def execution_batch_size(self) -> int:
+    """The most rows one batch runs: max_execution_batch_size with splitting, else
+    max_batch_size (TF's BasicBatchScheduler)."""
+    return (self.max_execution_batch_size if self.enable_large_batch_splitting
+            else self.max_batch_size)
 
   def to_text(self) -> str:
     """The text format tensorflow_model_server's --batching_parameters_file reads."""
     lines = [f"{name} {{ value: {int(getattr(self, name))} }}" for name in _WRAPPED_INT_FIELDS]
+    split = "true" if self.enable_large_batch_splitting else "false"
+    lines.append(f"enable_large_batch_splitting {{ value: {split} }}")
+    # Written either way (TF Serving reads it only with splitting on), so the text round-trips.
+    lines.append(f"max_execution_batch_size {{ value: {self.max_execution_batch_size} }}")
     lines += [f"allowed_batch_sizes: {s}" for s in self.allowed_batch_sizes]
     pad = "true" if self.pad_variable_length_inputs else "false"
     lines.append(f"pad_variable_length_inputs: {pad}")
@@ -150,6 +196,9 @@ class BatchingParameters:
   def parse(cls, text: str, source: str = "batching parameters") -> "BatchingParameters":
     """Reads the text form (wrapped `{ value: N }` or bare `name: N` scalars, # comments).
 
+    A field the file leaves out takes TF Serving's default where the stock server has one
+    that differs from sidrec's: enable_large_batch_splitting absent = false, and
+    max_execution_batch_size absent = max_batch_size (bundle_factory_util.h GetQueueOptions).
     An unknown field -> ValueError naming it (the stock server would refuse to start).
     """
     kwargs, sizes = {}, []
@@ -165,24 +214,24 @@ class BatchingParameters:
                          f"`name {{ value: N }}` or `name: N`)")
       name, value = match.group(1), match.group(2) or match.group(3)
       pos = match.end()
-      known = ", ".join(_WRAPPED_INT_FIELDS + ("allowed_batch_sizes",
-                                                "pad_variable_length_inputs"))
       try:
-        if name in _WRAPPED_INT_FIELDS:
+        if name in _WRAPPED_INT_FIELDS or name == "max_execution_batch_size":
           kwargs[name] = int(value)
         elif name == "allowed_batch_sizes":
           sizes.append(int(value))
-        elif name == "pad_variable_length_inputs":
-          if value not in ("true", "false", "1", "0"):
-            raise ValueError(value)
-          kwargs[name] = value in ("true", "1")
+        elif name in ("pad_variable_length_inputs", "enable_large_batch_splitting"):
+          kwargs[name] = _parse_bool(value)
         else:
           raise KeyError(name)
       except KeyError:
         raise ValueError(f"{source}: unknown batching parameter {name!r} (known: "
-                         f"{known})") from None
+                         f"{', '.join(_KNOWN_FIELDS)})") from None
       except ValueError:
         raise ValueError(f"{source}: {name} has the invalid value {value!r}") from None
+    kwargs.setdefault("enable_large_batch_splitting", False)  # the proto's absent BoolValue
+    if kwargs["enable_large_batch_splitting"] and "max_execution_batch_size" not in kwargs:
+      kwargs["max_execution_batch_size"] = kwargs.get("max_batch_size",
+                                                      cls.max_batch_size)
     return cls(allowed_batch_sizes=tuple(sizes), **kwargs)
 
   @classmethod
@@ -195,6 +244,23 @@ class BatchingParameters:
                        f"existing --batching-parameters-file or --no-batching") from None
 
 
+def write_text_file(path: str, text: str) -> str:
+  """Writes `text` atomically (a temporary file beside it, then renamed); no temporary file
+  is left behind on failure."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".tmp")
+  try:
+    with os.fdopen(fd, "w") as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return path
+
+
 def write_serving_configs(serving_dir: str, batching: BatchingParameters = BatchingParameters(),
                           base_path_root: Optional[str] = None,
                           num_versions: int = 2) -> Tuple[str, str]:
@@ -205,9 +271,6 @@ def write_serving_configs(serving_dir: str, batching: BatchingParameters = Batch
   config_path = os.path.join(serving_dir, api.MODELS_CONFIG_FILE)
   write_text_proto(config_path, build_model_server_config(serving_dir, base_path_root,
                                                          num_versions))
-  batching_path = os.path.join(serving_dir, api.BATCHING_PARAMETERS_FILE)
-  fd, tmp = tempfile.mkstemp(dir=serving_dir, prefix="." + api.BATCHING_PARAMETERS_FILE)
-  with os.fdopen(fd, "w") as f:
-    f.write(batching.to_text())
-  os.replace(tmp, batching_path)
+  batching_path = write_text_file(os.path.join(serving_dir, api.BATCHING_PARAMETERS_FILE),
+                                  batching.to_text())
   return config_path, batching_path

@@ -89,7 +89,46 @@ def test_batching_parameters_parse_the_stock_examples():
   """
   assert mc.BatchingParameters.parse(text) == mc.BatchingParameters(
       max_batch_size=128, batch_timeout_micros=0, max_enqueued_batches=1000000,
-      num_batch_threads=8)
+      num_batch_threads=8, enable_large_batch_splitting=False)  # absent = the proto's false
+
+
+def test_batching_defaults_accept_sidrecs_requests_with_large_batch_splitting():
+  params = mc.BatchingParameters()
+  assert (params.max_batch_size, params.enable_large_batch_splitting,
+          params.max_execution_batch_size) == (1024, True, 256)
+  text = params.to_text()
+  assert "enable_large_batch_splitting { value: true }" in text
+  assert "max_execution_batch_size { value: 256 }" in text
+  assert mc.BatchingParameters.parse(text) == params
+  off = mc.BatchingParameters(max_batch_size=64, enable_large_batch_splitting=False)
+  assert "enable_large_batch_splitting { value: false }" in off.to_text()
+  assert mc.BatchingParameters.parse(off.to_text()) == off
+  odd = mc.BatchingParameters(enable_large_batch_splitting=False, max_execution_batch_size=100)
+  assert mc.BatchingParameters.parse(odd.to_text()) == odd
+  assert odd.execution_batch_size == 1024  # without splitting a batch holds max_batch_size
+  # As bundle_factory_util.h: splitting on without max_execution_batch_size = max_batch_size.
+  parsed = mc.BatchingParameters.parse("max_batch_size { value: 512 }\n"
+                                       "enable_large_batch_splitting { value: true }")
+  assert parsed.max_execution_batch_size == 512 and parsed.execution_batch_size == 512
+  assert mc.BatchingParameters.parse(
+      "max_execution_batch_size: 32\nenable_large_batch_splitting: true"
+  ).max_execution_batch_size == 32
+  # A smaller max_batch_size caps the default piece size.
+  assert mc.BatchingParameters(max_batch_size=64).max_execution_batch_size == 64
+
+
+def test_allowed_batch_sizes_follow_tfs_rule_for_splitting():
+  ok = mc.BatchingParameters(max_batch_size=1024, max_execution_batch_size=256,
+                             allowed_batch_sizes=(64, 128, 256))
+  assert mc.BatchingParameters.parse(ok.to_text()) == ok
+  with pytest.raises(ValueError, match="must be equal to max_execution_batch_size"):
+    mc.BatchingParameters(max_batch_size=1024, max_execution_batch_size=256,
+                          allowed_batch_sizes=(64, 1024))
+  with pytest.raises(ValueError, match="must match max_batch_size"):
+    mc.BatchingParameters(max_batch_size=1024, enable_large_batch_splitting=False,
+                          allowed_batch_sizes=(64, 256))
+  with pytest.raises(ValueError, match="max_execution_batch_size = 2048 must be in"):
+    mc.BatchingParameters(max_batch_size=1024, max_execution_batch_size=2048)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -98,7 +137,10 @@ def test_batching_parameters_parse_the_stock_examples():
     ("max_batch_size { value: eight }", "max_batch_size has the invalid value"),
     ("max_batch_size 8", "line 1: cannot parse"),
     ("max_batch_size { value: 0 }", "max_batch_size = 0 must be positive"),
-    ("max_batch_size { value: 16 }\nallowed_batch_sizes: 8", "must increase and end with"),
+    ("max_batch_size { value: 16 }\nallowed_batch_sizes: 8", "must match max_batch_size"),
+    ("allowed_batch_sizes: 8\nallowed_batch_sizes: 4", "monotonically increasing"),
+    ("enable_large_batch_splitting { value: yes }",
+     "enable_large_batch_splitting has the invalid value"),
 ])
 def test_bad_batching_parameters_name_the_field(text, message):
   with pytest.raises(ValueError, match=message):
@@ -113,3 +155,20 @@ def test_write_serving_configs(tmp_path):
   assert batching_path == str(tmp_path / api.BATCHING_PARAMETERS_FILE)
   assert mc.read_model_server_config(config_path).model_config_list.config[0].name == "ranker"
   assert mc.BatchingParameters.read(batching_path).max_batch_size == 16
+
+
+def test_write_serving_configs_leaves_no_temporary_file_on_failure(tmp_path, monkeypatch):
+  _version(str(tmp_path / "ranker"), 1)
+
+  def broken(*_):
+    raise OSError("disk full")
+  monkeypatch.setattr(mc.os, "replace", broken)
+  with pytest.raises(OSError, match="disk full"):
+    mc.write_serving_configs(str(tmp_path))
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["ranker"]
+  monkeypatch.undo()
+  mc.write_serving_configs(str(tmp_path))
+  with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(mc.os, "replace", broken)
+    mc.write_text_file(str(tmp_path / api.BATCHING_PARAMETERS_FILE), "x")
+  assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

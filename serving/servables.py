@@ -5,16 +5,27 @@ policy picks the aspired versions, and its manager loads them (replaying the ver
 requests) before they are served. sidrec's local model server (a stand-in for
 tensorflow_model_server) does the same here:
 
-- every `poll_seconds` each model's base path is listed (model_config.discover_versions: a
-  numeric directory without saved_model.pb is still being written, so it is ignored and not
-  reported);
+- every `poll_seconds` each model's base path is listed (model_config.discover_versions). A
+  numeric directory without saved_model.pb is skipped and not reported: that is this
+  server's choice, safe because the pusher copies saved_model.pb last. The stock server does
+  not skip it: it tries to load the half-written version, fails, and retries;
 - the policy of the ModelServerConfig picks the wanted versions (`latest{N}`, default N = 1
   when no policy is set; `all{}`; `specific{versions}`);
 - a new version goes START -> LOADING (tf.saved_model.load, then its warmup records,
-  contracts/warmup_io) -> AVAILABLE; a load or warmup failure ends it in END with the error,
-  and it is never served (it is retried only when its saved_model.pb is rewritten);
+  contracts/warmup_io, through the batch scheduler when batching is on, as the stock server
+  replays them through its batching session) -> AVAILABLE. A failed load is retried up to
+  `max_num_load_retries` times, `load_retry_interval_seconds` apart (TF Serving's
+  --max_num_load_retries 5 and --load_retry_interval_micros one minute); after the last
+  attempt the version ends in END with the error and is not served (a rewritten
+  saved_model.pb starts it over); between attempts it stays LOADING, as in TF Serving;
 - availability is preserved: a version leaves the policy (UNLOADING -> END) only once a wanted
   version is AVAILABLE, so a broken push never takes a model down;
+- version labels are resolved from a label map that, as server_core.cc's
+  UpdateModelVersionLabelMap, only takes a label naming an AVAILABLE version (else the whole
+  new map is refused with FAILED_PRECONDITION "... not currently available for inference"
+  and the previous map stays), unless `allow_version_labels_for_unavailable_models` (then a
+  new label, or one keeping its version, may name any version). The map is recomputed after
+  each config (re)load and each poll;
 - a request pins one AVAILABLE version for its whole duration (`acquire`), and an unloading
   version is released only when its last request is done.
 """
@@ -24,6 +35,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import grpc
@@ -70,31 +82,38 @@ def _grpc_code(code: int) -> grpc.StatusCode:
   return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
 
 
-def warm_up(loaded: LoadedVersion) -> int:
+def warm_up(loaded: LoadedVersion, runner: Optional["Runner"] = None) -> int:
   """Replays the version's warmup records (none when there is no file); returns how many.
 
-  Raises ServingError naming the version and the failing record.
+  `runner` (the batch scheduler's `run` when batching is on) replaces the direct signature
+  call. Raises ServingError naming the version and the failing record (0-based, as
+  contracts/warmup_io numbers them).
   """
   path = warmup_io.warmup_path(loaded.path)
   if not os.path.exists(path):
     return 0
-  count = 0
+  index = 0  # the 0-based index of the record being read or replayed
   try:
-    for count, (signature, inputs) in enumerate(warmup_io.read_warmup(path), start=1):
-      if count > api.MAX_WARMUP_RECORDS:
+    for index, (signature, inputs) in enumerate(warmup_io.read_warmup(path)):
+      if index >= api.MAX_WARMUP_RECORDS:
         raise tensors.invalid(f"more than {api.MAX_WARMUP_RECORDS} warmup records (TF "
                               f"Serving's maximum); write fewer")
       name, sig = tensors.find_signature(loaded.signature_defs, signature)
-      loaded.run(name, tensors.validate_inputs(name, sig, inputs, loaded.model_name))
+      valid = tensors.validate_inputs(name, sig, inputs, loaded.model_name)
+      if runner is not None:
+        runner(loaded, name, valid)
+      else:
+        loaded.run(name, valid)
+      index += 1
   except tensors.ServingError as e:
     raise tensors.ServingError(e.code, f"Failed to warm up model {loaded.model_name} version "
-                                       f"{loaded.version} ({path}): warmup record {count - 1}: "
+                                       f"{loaded.version} ({path}): warmup record {index}: "
                                        f"{e.message}") from None
   except Exception as e:  # pylint: disable=broad-except  (a corrupt TFRecord, a bad record)
-    raise tensors.ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Failed to read the warmup "
-                               f"requests of model {loaded.model_name} version "
-                               f"{loaded.version} ({path}) at record {count}: {e}") from None
-  return count
+    raise tensors.ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Failed to warm up model "
+                               f"{loaded.model_name} version {loaded.version} ({path}): "
+                               f"warmup record {index}: {e}") from None
+  return index
 
 
 class _Version:
@@ -105,6 +124,10 @@ class _Version:
     self.state, self.code, self.message = State.START, grpc.StatusCode.OK, ""
     self.loaded: Optional[LoadedVersion] = None
     self.pins = 0
+    self.attempts, self.retry_at = 0, 0.0  # failed load attempts; when the next may start
+    # Between attempts a version stays LOADING with an OK status, as in TF Serving (whose
+    # loader retries inside the load); the last failure is kept here for logs and timeouts.
+    self.retrying, self.last_error = False, ""
 
 
 def wanted_versions(model, on_disk: Sequence[int]) -> List[int]:
@@ -119,16 +142,34 @@ def wanted_versions(model, on_disk: Sequence[int]) -> List[int]:
   return list(on_disk)[-max(n, 1):]
 
 
+MAX_NUM_LOAD_RETRIES = 5  # TF Serving's --max_num_load_retries default (main.cc)
+LOAD_RETRY_INTERVAL_SECONDS = 60.0  # --load_retry_interval_micros: one minute
+
+
 class VersionManager:
   """Polls, loads, serves and unloads the versions of the models of a ModelServerConfig."""
 
   def __init__(self, config, poll_seconds: float = 1.0,
-               load_version: Callable[[str, int, str], LoadedVersion] = LoadedVersion):
+               load_version: Callable[[str, int, str], LoadedVersion] = LoadedVersion,
+               allow_version_labels_for_unavailable_models: bool = False,
+               max_num_load_retries: int = MAX_NUM_LOAD_RETRIES,
+               load_retry_interval_seconds: float = LOAD_RETRY_INTERVAL_SECONDS,
+               runner: Optional["Runner"] = None):
     self._lock, self._reconcile_lock = threading.Condition(), threading.Lock()
     self._config = config
     self._versions: Dict[str, Dict[int, _Version]] = {}
     self._poll_seconds, self._load_version = poll_seconds, load_version
     self._stop, self._thread = threading.Event(), None
+    self.allow_version_labels_for_unavailable_models = allow_version_labels_for_unavailable_models
+    if max_num_load_retries < 0 or load_retry_interval_seconds < 0:
+      raise ValueError(f"max_num_load_retries ({max_num_load_retries}) and "
+                       f"load_retry_interval_seconds ({load_retry_interval_seconds}) must be >= 0")
+    self.max_num_load_retries = max_num_load_retries
+    self.load_retry_interval_seconds = load_retry_interval_seconds
+    # The batch scheduler's run when batching is on: warmup replays through it.
+    self.runner = runner
+    self._labels: Dict[str, Dict[str, int]] = {}
+    self.label_error: Optional[tensors.ServingError] = None  # the last refused label map
 
   # --- lifecycle ------------------------------------------------------------------------
 
@@ -152,10 +193,18 @@ class VersionManager:
 
   def reload(self, config) -> None:
     """Swaps in a new ModelServerConfig and applies it before returning (as
-    HandleReloadConfigRequest waits for added models)."""
+    HandleReloadConfigRequest waits for added models).
+
+    As ServerCore::ReloadConfig, the new labels are checked before the new versions load: a
+    label naming a version that is not AVAILABLE yet -> FAILED_PRECONDITION (raised after the
+    models are applied; the previous label map stays until a later poll can take the new one).
+    """
     with self._lock:
       self._config = config
+      error = self._update_labels_locked()
     self.poll_once()
+    if error is not None:
+      raise error
 
   @property
   def config(self):
@@ -175,6 +224,34 @@ class VersionManager:
           self._unload(name, [v for v in self._versions[name]])
       for name, model in models.items():
         self._reconcile(name, model)
+      with self._lock:
+        self._update_labels_locked()
+
+  def _update_labels_locked(self) -> Optional[tensors.ServingError]:
+    """server_core.cc UpdateModelVersionLabelMap: all labels of the config, or none."""
+    new_map: Dict[str, Dict[str, int]] = {}
+    for model in self._config.model_config_list.config:
+      records = self._versions.get(model.name, {})
+      for label, version in model.version_labels.items():
+        allowed = False
+        if self.allow_version_labels_for_unavailable_models:
+          existing = self._labels.get(model.name, {}).get(label)
+          allowed = existing is None or existing == version
+        record = records.get(version)
+        if not allowed and (record is None or record.state != State.AVAILABLE):
+          error = tensors.ServingError(
+              grpc.StatusCode.FAILED_PRECONDITION,
+              f"Request to assign label to version {version} of model {model.name}, which is "
+              f"not currently available for inference")
+          if self.label_error is None or self.label_error.message != error.message:
+            log.warning("%s (the labels stay as they were until it is AVAILABLE; "
+                        "--allow-version-labels-for-unavailable-models lifts this)",
+                        error.message)
+          self.label_error = error
+          return error
+        new_map.setdefault(model.name, {})[label] = version
+    self._labels, self.label_error = new_map, None
+    return None
 
   def _reconcile(self, name: str, model) -> None:
     on_disk = mc.discover_versions(model.base_path)
@@ -184,24 +261,33 @@ class VersionManager:
       path = os.path.join(model.base_path, str(version))
       mtime = _mtime(path)
       record = records.get(version)
+      if record and record.retrying:
+        # A failed load with retries left: again once the interval has passed (from scratch
+        # when saved_model.pb was rewritten meanwhile).
+        if record.mtime != mtime:
+          self._load(name, version, path, mtime)
+        elif time.monotonic() >= record.retry_at:
+          self._load(name, version, path, mtime, record.attempts)
+        continue
       if record and record.state != State.END:
         continue
       if record and record.code != grpc.StatusCode.OK and record.mtime == mtime:
-        continue  # failed before and not rewritten since
+        continue  # every retry failed, and not rewritten since
       self._load(name, version, path, mtime)
     with self._lock:
       wanted_available = any(records[v].state == State.AVAILABLE for v in wanted if v in records)
     if wanted_available or not wanted:
       self._unload(name, [v for v in records if v not in wanted])
 
-  def _load(self, name: str, version: int, path: str, mtime: float) -> None:
+  def _load(self, name: str, version: int, path: str, mtime: float, attempts: int = 0) -> None:
     record = _Version(version, mtime)
+    record.attempts = attempts
     with self._lock:
       self._versions[name][version] = record
       record.state = State.LOADING
     try:
       loaded = self._load_version(name, version, path)
-      count = warm_up(loaded)
+      count = warm_up(loaded, self.runner)
     except tensors.ServingError as e:
       self._fail(record, e.code, e.message)
       return
@@ -215,20 +301,39 @@ class VersionManager:
       return
     with self._lock:
       record.loaded, record.state = loaded, State.AVAILABLE
+      self._update_labels_locked()  # a label waiting for this version takes it now
       self._lock.notify_all()
     log.info("model %s version %d is AVAILABLE (%d warmup records replayed)", name, version,
              count)
 
   def _fail(self, record: _Version, code: grpc.StatusCode, message: str) -> None:
-    log.error("%s", message)
+    record.attempts += 1
+    left = self.max_num_load_retries - record.attempts + 1
+    log.error("%s (%s)", message, f"retrying in {self.load_retry_interval_seconds:g}s, "
+              f"{left} retries left" if left > 0 else "no retries left")
     with self._lock:
-      record.state, record.code, record.message = State.END, code, message
+      record.last_error = message
+      if left > 0:
+        record.state, record.retrying = State.LOADING, True
+        record.retry_at = time.monotonic() + self.load_retry_interval_seconds
+      else:
+        record.state, record.code, record.message = State.END, code, message
+        record.retrying = False
       self._lock.notify_all()
+
+  def load_errors(self, name: str) -> List[str]:
+    """The last error of each version of `name` still being retried."""
+    with self._lock:
+      return [f"version {r.version} (retrying after {r.attempts} failed attempts): "
+              f"{r.last_error}" for r in self._versions.get(name, {}).values() if r.retrying]
 
   def _unload(self, name: str, versions: List[int]) -> None:
     with self._lock:
       for version in versions:
         record = self._versions[name][version]
+        if record.retrying:  # no longer wanted: its retries are cancelled
+          record.state, record.retrying = State.END, False
+          record.code, record.message = grpc.StatusCode.CANCELLED, record.last_error
         if record.state == State.AVAILABLE:
           record.state = State.UNLOADING
           log.info("unloading model %s version %d", name, version)
@@ -243,11 +348,19 @@ class VersionManager:
   # --- serving --------------------------------------------------------------------------
 
   def resolve_label(self, name: str, label: str) -> int:
-    models = self._models()
-    if label not in (models[name].version_labels if name in models else {}):
-      raise tensors.ServingError(grpc.StatusCode.NOT_FOUND,
+    """The version a label names (server_core.cc: an unknown label -> INVALID_ARGUMENT)."""
+    with self._lock:
+      version = self._labels.get(name, {}).get(label)
+    if version is None:
+      raise tensors.ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                  f"Unrecognized servable version label: {label}")
-    return models[name].version_labels[label]
+    return version
+
+  @property
+  def labels(self) -> Dict[str, Dict[str, int]]:
+    """The label map requests resolve against: {model: {label: version}}."""
+    with self._lock:
+      return {m: dict(v) for m, v in self._labels.items()}
 
   def acquire(self, name: str, version: Optional[int] = None,
               label: Optional[str] = None) -> "Pin":
@@ -277,9 +390,12 @@ class VersionManager:
 
   def status(self, name: str, version: Optional[int] = None, label: Optional[str] = None
              ) -> List[Tuple[int, int, grpc.StatusCode, str]]:
-    """[(version, state, error code, error message)], newest first (GetModelStatus)."""
-    if label:
-      version = self.resolve_label(name, label)
+    """[(version, state, error code, error message)], newest first (GetModelStatus).
+
+    As get_model_status_impl.cc: only a version number narrows the list; with a label (which
+    it ignores) or nothing, every version of the model is listed.
+    """
+    del label  # TF Serving's GetModelStatus looks only at model_spec.version
     with self._lock:
       records = self._versions.get(name, {})
       if not records:
@@ -293,10 +409,13 @@ class VersionManager:
               if version is None or v == version]
 
   def wait_until_ready(self, timeout: float) -> bool:
-    """True once every configured model has an AVAILABLE version (False on timeout)."""
+    """True once every configured model has an AVAILABLE version and every configured label
+    is in the label map (False on timeout)."""
     def ready():
+      models = self._models()
       return all(any(r.state == State.AVAILABLE for r in self._versions.get(n, {}).values())
-                 for n in self._models())
+                 and dict(m.version_labels) == self._labels.get(n, {})
+                 for n, m in models.items())
     with self._lock:
       return self._lock.wait_for(ready, timeout=timeout)
 

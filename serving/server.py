@@ -38,6 +38,9 @@ DOCKER_IMAGE = "tensorflow/serving"
 DOCKER_SERVING_DIR = "/models/serving"
 DOCKER_MODELS_CONFIG_FILE = "models.docker.config"  # the base paths as the container sees them
 DEFAULT_MAX_REQUEST_BYTES = 16 << 20
+# TF Serving's defaults (main.cc): --max_num_load_retries 5, --load_retry_interval_micros 1 min.
+MAX_NUM_LOAD_RETRIES = 5
+LOAD_RETRY_INTERVAL_SECONDS = 60.0
 
 
 class LocalModelServer:
@@ -49,34 +52,69 @@ class LocalModelServer:
     grpc_port, rest_port: 0 picks a free port; the bound ones are `grpc_port` / `rest_port`
       after start().
     batching: server-side batching (None = each request runs on its own).
+    threads: gRPC worker threads, and the most REST connections handled at once (one more
+      is answered 503 UNAVAILABLE).
+    allow_version_labels_for_unavailable_models: TF Serving's flag of that name (default
+      false: a label may only name an AVAILABLE version).
+    model_config_file, model_config_file_poll_wait_seconds: with both, the file is re-read
+      that often and a changed config applied (TF Serving's --model_config_file_poll_wait_
+      seconds; 0 = never), so labels rewritten after a push are picked up.
+    max_num_load_retries, load_retry_interval_seconds: how often a failed version load is
+      retried, and how far apart (TF Serving's defaults: 5 times, a minute).
+    rest_handler_timeout: seconds a REST connection may sit idle or stall mid-body.
   """
 
   def __init__(self, model: Union[model_server_config_pb2.ModelServerConfig, str],
                host: str = "127.0.0.1", grpc_port: int = api.GRPC_PORT,
                rest_port: int = api.REST_PORT,
                batching: Optional[mc.BatchingParameters] = None, poll_seconds: float = 1.0,
-               max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, threads: int = 16):
+               max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, threads: int = 16,
+               allow_version_labels_for_unavailable_models: bool = False,
+               model_config_file: Optional[str] = None,
+               model_config_file_poll_wait_seconds: float = 0.0,
+               max_num_load_retries: int = MAX_NUM_LOAD_RETRIES,
+               load_retry_interval_seconds: float = LOAD_RETRY_INTERVAL_SECONDS,
+               rest_handler_timeout: Optional[float] = 30.0):
     if isinstance(model, str):
       model = mc.build_model_server_config(model)
+    if model_config_file_poll_wait_seconds < 0:
+      raise ValueError(f"model_config_file_poll_wait_seconds "
+                       f"{model_config_file_poll_wait_seconds} must be >= 0 (0 = off)")
     self.config, self.host = model, host
     self.grpc_port, self.rest_port = grpc_port, rest_port
     self.batching, self.max_request_bytes, self.threads = batching, max_request_bytes, threads
+    self.model_config_file = model_config_file
+    self.model_config_file_poll_wait_seconds = model_config_file_poll_wait_seconds
+    self.rest_handler_timeout = rest_handler_timeout
     from serving import servables  # pylint: disable=g-import-not-at-top
-    self.manager = servables.VersionManager(model, poll_seconds=poll_seconds)
+    self.manager = servables.VersionManager(
+        model, poll_seconds=poll_seconds,
+        allow_version_labels_for_unavailable_models=allow_version_labels_for_unavailable_models,
+        max_num_load_retries=max_num_load_retries,
+        load_retry_interval_seconds=load_retry_interval_seconds)
     self.scheduler: Optional[batching_lib.BatchScheduler] = None
     self._grpc: Optional[grpc.Server] = None
     self._rest: Optional[rest_service.RestServer] = None
     self._rest_thread: Optional[threading.Thread] = None
+    self._config_stop = threading.Event()
+    self._config_thread: Optional[threading.Thread] = None
 
   def start(self) -> "LocalModelServer":
     import grpc  # pylint: disable=g-import-not-at-top
     from serving import batching as batching_lib  # pylint: disable=g-import-not-at-top
     from serving import grpc_service  # pylint: disable=g-import-not-at-top
     from serving import rest_service  # pylint: disable=g-import-not-at-top
-    self.manager.start()
     if self.batching is not None:
       self.scheduler = batching_lib.BatchScheduler(self.batching)
     runner = self.scheduler.run if self.scheduler else None
+    # Warmup replays through the scheduler, as the stock server's through its batching session.
+    self.manager.runner = runner
+    self.manager.start()
+    if self.model_config_file and self.model_config_file_poll_wait_seconds > 0:
+      self._config_stop.clear()
+      self._config_thread = threading.Thread(target=self._poll_config_file,
+                                             name="sidrec-config-poll", daemon=True)
+      self._config_thread.start()
     # so_reuseport off: a port already in use must fail here, not be shared silently.
     options = [("grpc.so_reuseport", 0),
                ("grpc.max_receive_message_length", self.max_request_bytes),
@@ -96,7 +134,8 @@ class LocalModelServer:
     self._grpc.start()
     try:
       self._rest = rest_service.RestServer((self.host, self.rest_port), self.manager, runner,
-                                           self.max_request_bytes)
+                                           self.max_request_bytes, max_handlers=self.threads,
+                                           handler_timeout=self.rest_handler_timeout)
     except OSError as e:
       self.stop()
       raise ValueError(f"cannot bind the REST port {self.host}:{self.rest_port} ({e.strerror}); "
@@ -106,6 +145,24 @@ class LocalModelServer:
                                          name="sidrec-rest", daemon=True)
     self._rest_thread.start()
     return self
+
+  def _poll_config_file(self) -> None:
+    """--model_config_file_poll_wait_seconds: re-read the file, apply it when it changed."""
+    while not self._config_stop.wait(self.model_config_file_poll_wait_seconds):
+      try:
+        self.reload_config_file()
+      except Exception as e:  # pylint: disable=broad-except  (keep polling, as TF Serving)
+        log.error("model config file %s: %s", self.model_config_file, e)
+
+  def reload_config_file(self) -> bool:
+    """Applies the model config file if it changed; True when it did."""
+    config = mc.read_model_server_config(self.model_config_file)
+    if config == self.manager.config:
+      return False
+    log.info("model config file %s changed: applying it", self.model_config_file)
+    self.config = config
+    self.manager.reload(config)
+    return True
 
   def wait_until_ready(self, timeout: float = 60.0) -> "LocalModelServer":
     """Blocks until every model has an AVAILABLE version; TimeoutError names the others."""
@@ -118,11 +175,18 @@ class LocalModelServer:
           problems.append(f"{model.name}: no complete version under {model.base_path}")
           continue
         problems += [f"{model.name} v{v}: {m}" for v, _, _, m in states if m]
+        problems += [f"{model.name} {m}" for m in self.manager.load_errors(model.name)]
+      if self.manager.label_error is not None:
+        problems.append(self.manager.label_error.message)
       raise TimeoutError(f"{NAME}: not every model is AVAILABLE after {timeout:.0f}s: "
                          + ("; ".join(problems) or "still loading"))
     return self
 
   def stop(self, grace: float = 5.0) -> None:
+    self._config_stop.set()
+    if self._config_thread is not None:
+      self._config_thread.join(timeout=10)
+      self._config_thread = None
     if self._rest is not None:
       self._rest.shutdown()
       self._rest.server_close()
@@ -156,9 +220,17 @@ def stock_server_commands(serving_dir: str, *, model_config_file: Optional[str] 
                           batching_parameters_file: Optional[str] = None,
                           enable_batching: bool = True, grpc_port: int = api.GRPC_PORT,
                           rest_port: int = api.REST_PORT, poll_seconds: float = 1.0,
-                          docker_model_config_file: Optional[str] = None
+                          docker_model_config_file: Optional[str] = None,
+                          model_config_file_poll_wait_seconds: int = 0,
+                          allow_version_labels_for_unavailable_models: bool = True,
+                          max_num_load_retries: int = MAX_NUM_LOAD_RETRIES,
+                          load_retry_interval_seconds: float = LOAD_RETRY_INTERVAL_SECONDS
                           ) -> Dict[str, List[str]]:
   """{"tensorflow_model_server": argv, "docker": argv} serving `serving_dir` the same way.
+
+  `model_config_file_poll_wait_seconds` > 0 adds --model_config_file_poll_wait_seconds (the
+  server re-reads models.config, so labels moved after a push are picked up); the label and
+  load-retry flags are added when they differ from TF Serving's defaults.
 
   The config files default to the serving directory's (contracts/serving_api.py). Inside
   the container the serving directory is mounted at /models/serving, so the Docker line
@@ -178,6 +250,15 @@ def stock_server_commands(serving_dir: str, *, model_config_file: Optional[str] 
     out = [f"--port={grpc_port}", f"--rest_api_port={rest_port}",
            f"--model_config_file={config_path}",
            f"--file_system_poll_wait_seconds={max(1, int(round(poll_seconds)))}"]
+    if model_config_file_poll_wait_seconds and model_config_file_poll_wait_seconds > 0:
+      out.append(f"--model_config_file_poll_wait_seconds="
+                 f"{int(model_config_file_poll_wait_seconds)}")
+    if allow_version_labels_for_unavailable_models:
+      out.append("--allow_version_labels_for_unavailable_models=true")
+    if max_num_load_retries != MAX_NUM_LOAD_RETRIES:
+      out.append(f"--max_num_load_retries={int(max_num_load_retries)}")
+    if load_retry_interval_seconds != LOAD_RETRY_INTERVAL_SECONDS:
+      out.append(f"--load_retry_interval_micros={int(round(load_retry_interval_seconds * 1e6))}")
     if enable_batching:
       out += ["--enable_batching=true", f"--batching_parameters_file={batching_path}"]
     return out
@@ -195,17 +276,40 @@ def stock_server_commands(serving_dir: str, *, model_config_file: Optional[str] 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
   parser.add_argument("--model-dir", required=True,
-                      help="serving directory: one folder per model, numeric version folders")
+                      help="serving directory: one folder per model, numeric version folders "
+                           "(without --model-config-file the models found at start are served: "
+                           "a model directory added later is not picked up until a restart)")
   parser.add_argument("--rest-port", type=int, default=api.REST_PORT)
   parser.add_argument("--grpc-port", type=int, default=api.GRPC_PORT)
   parser.add_argument("--model-config-file", default=None,
-                      help="text ModelServerConfig (default: every model under --model-dir)")
+                      help="text ModelServerConfig (default: every model under --model-dir, "
+                           "as found at start: with --model-dir only, a model directory "
+                           "added later is not picked up; new versions of the models found "
+                           "are)")
+  parser.add_argument("--model-config-file-poll-wait-seconds", type=float, default=0,
+                      help="re-read --model-config-file this often and apply it when it "
+                           "changed, e.g. labels moved after a push (TF Serving's "
+                           "--model_config_file_poll_wait_seconds; default 0 = never)")
+  parser.add_argument("--allow-version-labels-for-unavailable-models",
+                      action=argparse.BooleanOptionalAction, default=True,
+                      help="let a new label name a version that is not AVAILABLE yet (TF "
+                           "Serving's flag, off there by default). On here: sidrec's "
+                           "models.config labels its versions (canary, stable), and "
+                           "tensorflow_model_server checks labels before it loads anything, "
+                           "so without it the stock server refuses that config at startup")
+  parser.add_argument("--max-num-load-retries", type=int, default=MAX_NUM_LOAD_RETRIES,
+                      help="retries of a failed version load (TF Serving's default 5)")
+  parser.add_argument("--load-retry-interval-seconds", type=float,
+                      default=LOAD_RETRY_INTERVAL_SECONDS,
+                      help="seconds between load retries (TF Serving's default 60)")
   group = parser.add_mutually_exclusive_group()
   group.add_argument("--batching-parameters-file", default=None,
                      help="text BatchingParameters (default: the serving directory's "
                           f"{api.BATCHING_PARAMETERS_FILE}, else the defaults)")
   group.add_argument("--no-batching", action="store_true", help="run each request on its own")
-  parser.add_argument("--host", default="127.0.0.1")
+  parser.add_argument("--host", default="127.0.0.1",
+                      help="interface the local server binds (tensorflow_model_server always "
+                           "binds 0.0.0.0)")
   parser.add_argument("--poll-seconds", type=float, default=1.0)
   parser.add_argument("--print-command", action="store_true",
                       help="print the tensorflow_model_server and docker commands and exit")
@@ -220,6 +324,14 @@ def _resolve(args):
                      f"directory holding one folder per model)")
   if args.poll_seconds <= 0:
     raise ValueError(f"--poll-seconds {args.poll_seconds} must be positive")
+  if args.model_config_file_poll_wait_seconds < 0:
+    raise ValueError(f"--model-config-file-poll-wait-seconds "
+                     f"{args.model_config_file_poll_wait_seconds} must be >= 0 (0 = off)")
+  if args.model_config_file_poll_wait_seconds > 0 and not args.model_config_file:
+    raise ValueError("--model-config-file-poll-wait-seconds needs --model-config-file (with "
+                     "--model-dir only there is no file to re-read)")
+  if args.max_num_load_retries < 0 or args.load_retry_interval_seconds < 0:
+    raise ValueError("--max-num-load-retries and --load-retry-interval-seconds must be >= 0")
   if args.model_config_file:
     config_file = os.path.abspath(args.model_config_file)
     config = mc.read_model_server_config(config_file)
@@ -251,9 +363,7 @@ def _write_stock_configs(model_dir: str, batching) -> Dict[str, str]:
       docker, mc.build_model_server_config(model_dir, base_path_root=DOCKER_SERVING_DIR))
   path = os.path.join(model_dir, api.BATCHING_PARAMETERS_FILE)
   if batching is not None and not os.path.exists(path):
-    with open(path, "w") as f:
-      f.write(batching.to_text())
-    written["batching"] = path
+    written["batching"] = mc.write_text_file(path, batching.to_text())  # temp + rename
   return written
 
 
@@ -270,7 +380,24 @@ def serve_main(args) -> int:
         enable_batching=batching is not None, grpc_port=args.grpc_port,
         rest_port=args.rest_port, poll_seconds=args.poll_seconds,
         docker_model_config_file=(None if config_file else
-                                  f"{DOCKER_SERVING_DIR}/{DOCKER_MODELS_CONFIG_FILE}"))
+                                  f"{DOCKER_SERVING_DIR}/{DOCKER_MODELS_CONFIG_FILE}"),
+        model_config_file_poll_wait_seconds=int(args.model_config_file_poll_wait_seconds),
+        allow_version_labels_for_unavailable_models=(
+            args.allow_version_labels_for_unavailable_models),
+        max_num_load_retries=args.max_num_load_retries,
+        load_retry_interval_seconds=args.load_retry_interval_seconds)
+    labelled = [m.name for m in config.model_config_list.config if m.version_labels]
+    if labelled and not args.allow_version_labels_for_unavailable_models:
+      # ServerCore::ReloadConfig checks labels before it loads anything: at startup no
+      # version is AVAILABLE yet, so a config with labels is refused.
+      print(f"sidrec serve: warning: the model config labels versions of "
+            f"{', '.join(labelled)}; {STOCK_BINARY} refuses at startup a label naming a "
+            f"version not yet loaded (\"not currently available for inference\"): pass "
+            f"--allow-version-labels-for-unavailable-models", file=sys.stderr, flush=True)
+    if args.host != "0.0.0.0":
+      print(f"sidrec serve: warning: --host {args.host} is not applied: {STOCK_BINARY} "
+            f"cannot bind a single interface (it listens on 0.0.0.0); restrict access with a "
+            f"firewall or network policy", file=sys.stderr, flush=True)
     if args.print_command:
       for argv in commands.values():
         print(" ".join(argv))
@@ -279,9 +406,15 @@ def serve_main(args) -> int:
     print(f"sidrec serve: running {stock} ({' '.join(argv[1:])})", file=sys.stderr, flush=True)
     os.execv(stock, [stock] + argv[1:])
     return 127  # not reached: execv replaces this process
-  server = LocalModelServer(config, host=args.host, grpc_port=args.grpc_port,
-                            rest_port=args.rest_port, batching=batching,
-                            poll_seconds=args.poll_seconds)
+  server = LocalModelServer(
+      config, host=args.host, grpc_port=args.grpc_port, rest_port=args.rest_port,
+      batching=batching, poll_seconds=args.poll_seconds,
+      allow_version_labels_for_unavailable_models=(
+          args.allow_version_labels_for_unavailable_models),
+      model_config_file=config_file,
+      model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
+      max_num_load_retries=args.max_num_load_retries,
+      load_retry_interval_seconds=args.load_retry_interval_seconds)
   done = threading.Event()
   previous = {s: signal.signal(s, lambda *_: done.set()) for s in (signal.SIGTERM, signal.SIGINT)}
   try:

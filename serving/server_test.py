@@ -189,19 +189,23 @@ def test_bad_requests_name_the_input_on_both_protocols(served, case):
   assert status == 400 and BAD_CASES[case] in answer["error"], answer
 
 
-@pytest.mark.parametrize("path, message", [
-    ("/v1/models/nope:predict", "Servable not found for request: Latest(nope)"),
-    ("/v1/models/ranker/versions/7:predict", "Servable not found for request: Specific(ranker, 7)"),
-    ("/v1/models/ranker/labels/blue:predict", "Unrecognized servable version label: blue"),
+@pytest.mark.parametrize("path, message, http_code, code", [
+    ("/v1/models/nope:predict", "Servable not found for request: Latest(nope)", 404,
+     grpc.StatusCode.NOT_FOUND),
+    ("/v1/models/ranker/versions/7:predict", "Servable not found for request: Specific(ranker, 7)",
+     404, grpc.StatusCode.NOT_FOUND),
+    # server_core.cc GetModelVersionForLabel: INVALID_ARGUMENT, hence 400.
+    ("/v1/models/ranker/labels/blue:predict", "Unrecognized servable version label: blue", 400,
+     grpc.StatusCode.INVALID_ARGUMENT),
 ])
-def test_unknown_model_version_or_label_is_not_found(served, path, message):
+def test_unknown_model_version_or_label(served, path, message, http_code, code):
   status, body = served.http(path, {"instances": _rows(serving_models.example_inputs(1))})
-  assert status == 404 and body["error"] == message
+  assert status == http_code and body["error"] == message
   with pytest.raises(grpc.RpcError) as e:
     served.predict(serving_models.example_inputs(1), model=path.split("/")[3].split(":")[0],
                    version=7 if "versions" in path else None,
                    label="blue" if "labels" in path else None)
-  assert e.value.code() == grpc.StatusCode.NOT_FOUND and e.value.details() == message
+  assert e.value.code() == code and e.value.details() == message
 
 
 def test_http_errors(served):
@@ -209,8 +213,16 @@ def test_http_errors(served):
   assert status == 400 and "JSON Parse error" in body["error"]
   status, body = served.http("/v1/models/ranker:predict", b"x" * (65 * 1024))
   assert status == 413 and "too large" in body["error"]
-  assert served.http("/v2/anything")[0] == 404
-  assert served.http("/v1/models/ranker/versions/1/frobnicate")[0] == 404
+  # http_rest_api_handler.cc: any other URL is a malformed request, 400.
+  assert served.http("/v2/anything") == (400, {"error": "Malformed request: GET /v2/anything"})
+  assert served.http("/v1/models/ranker/versions/1/frobnicate") == (
+      400, {"error": "Malformed request: GET /v1/models/ranker/versions/1/frobnicate"})
+  assert served.http("/v1/models/ranker/versions/x") == (
+      400, {"error": "Malformed request: GET /v1/models/ranker/versions/x"})
+  assert served.http("/v1/models/ranker", {"instances": []}) == (
+      400, {"error": "Malformed request: POST /v1/models/ranker"})
+  assert served.http("/v1/models/ranker:predict") == (
+      400, {"error": "Malformed request: GET /v1/models/ranker:predict"})
   status, body = served.http("/v1/models/ranker:classify", {"examples": []})
   assert status == 501 and "predict signatures only" in body["error"]
   with pytest.raises(grpc.RpcError) as e:
@@ -221,11 +233,130 @@ def test_http_errors(served):
   assert served.predict(serving_models.example_inputs(1)).model_spec.version.value == 1
 
 
+def test_http_status_mapping_as_tf_serving():
+  from serving import rest_service  # pylint: disable=g-import-not-at-top
+  assert rest_service.http_status(grpc.StatusCode.CANCELLED) == 499  # CLIENT_CLOSED_REQUEST
+  assert rest_service.http_status(grpc.StatusCode.DATA_LOSS) == 500
+  assert rest_service.http_status(grpc.StatusCode.UNKNOWN) == 500
+
+
+def test_url_encoded_names_and_labels_are_decoded(served):
+  status, body = served.http("/v1/models/ran%6Ber/labels/st%61ble")
+  assert status == 200 and body["model_version_status"][0]["version"] == "1"
+  status, body = served.http("/v1/models/ran%6Ber/labels/st%61ble:predict",
+                             {"instances": _rows(serving_models.example_inputs(1))})
+  assert status == 200 and len(body["predictions"]) == 1
+  assert served.http("/V1/MODELS/ranker")[0] == 200  # TF Serving's regexes are (?i)
+
+
+def test_a_missing_model_name_gets_tf_servings_codes(served):
+  assert served.http("/v1/models") == (400, {"error": "Missing model name in request."})
+  assert served.http("/v1/models/metadata")[0] == 404  # a model named "metadata"
+  with pytest.raises(grpc.RpcError) as e:
+    served.predict(serving_models.example_inputs(1), model="")
+  assert (e.value.code(), e.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                 "ModelSpec has no name specified.")
+  with pytest.raises(grpc.RpcError) as e:
+    served.predictions.Predict(predict_pb2.PredictRequest(), timeout=30)
+  assert (e.value.code(), e.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                 "Missing ModelSpec")
+  with pytest.raises(grpc.RpcError) as e:
+    served.predictions.GetModelMetadata(get_model_metadata_pb2.GetModelMetadataRequest(
+        metadata_field=["signature_def"], model_spec={"name": ""}), timeout=30)
+  assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+  with pytest.raises(grpc.RpcError) as e:
+    served.status(model="")
+  assert (e.value.code(), e.value.details()) == (grpc.StatusCode.NOT_FOUND,
+                                                 "Could not find any versions of model ")
+  with pytest.raises(grpc.RpcError) as e:
+    served.models.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(), timeout=30)
+  assert (e.value.code(), e.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                 "Missing ModelSpec")
+
+
+def _raw_post(url, path, body, content_length=None):
+  """POSTs over a plain socket: sends the whole body, then reads the answer (as most HTTP
+  clients do). Returns (status, body) or raises the socket error."""
+  import http.client  # pylint: disable=g-import-not-at-top
+  host, port = url.split("//")[1].split(":")
+  conn = http.client.HTTPConnection(host, int(port), timeout=30)
+  try:
+    conn.putrequest("POST", path)
+    conn.putheader("Content-Length", str(content_length or len(body)))
+    conn.putheader("Content-Type", "application/json")
+    conn.endheaders()
+    conn.send(body)
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+  finally:
+    conn.close()
+
+
+@pytest.mark.parametrize("size", [64 * 1024 + 1, 8 << 20])
+def test_a_body_over_the_limit_gets_413_not_a_connection_reset(served, size):
+  status, body = _raw_post(served.url, "/v1/models/ranker:predict", b" " * size)
+  assert status == 413 and f"{size} bytes, the limit is 65536" in body["error"]
+
+
+def test_rest_connections_are_bounded_and_idle_ones_time_out(tmp_path):
+  serving_models.write_stand_in_ranker(str(tmp_path / "ranker"), 1, warmup=False)
+  with server_lib.LocalModelServer(str(tmp_path), grpc_port=0, rest_port=0, threads=1,
+                                   rest_handler_timeout=1.0) as server:
+    client = Client(server.wait_until_ready(60))
+    idle = socket.create_connection(("127.0.0.1", server.rest_port), timeout=30)
+    try:
+      time.sleep(0.2)  # the idle connection holds the only REST slot
+      status, body = client.http("/v1/models/ranker")
+      assert status == 503 and "maximum of 1 REST connections" in body["error"]
+      # The idle keep-alive connection is closed after the handler timeout, freeing the slot.
+      assert idle.recv(1) == b""
+    finally:
+      idle.close()
+    assert _wait_for(lambda: client.http("/v1/models/ranker")[0] == 200, timeout=10)
+
+
+def test_warmup_runs_through_the_batch_scheduler(tmp_path):
+  serving_models.write_stand_in_ranker(str(tmp_path / "ranker"), 1)  # a 2-row warmup record
+  batching = mc.BatchingParameters(max_batch_size=1, enable_large_batch_splitting=False)
+  with server_lib.LocalModelServer(str(tmp_path), grpc_port=0, rest_port=0,
+                                   batching=batching, max_num_load_retries=0) as server:
+    with pytest.raises(TimeoutError, match="Task size 2 is larger than maximum input batch "
+                                           "size 1"):
+      server.wait_until_ready(10)
+    client = Client(server)
+    assert client.status()[1][0] == "END" and "warmup record 0" in client.status()[1][1]
+  batching = mc.BatchingParameters(max_batch_size=8, max_execution_batch_size=1)
+  with server_lib.LocalModelServer(str(tmp_path), grpc_port=0, rest_port=0,
+                                   batching=batching) as server:
+    server.wait_until_ready(60)
+    assert (1, 1, 1) in server.scheduler.batches_run  # the 2-row record ran as two pieces
+
+
+def test_the_model_config_file_is_polled_for_new_labels(tmp_path):
+  base = str(tmp_path / "ranker")
+  serving_models.write_stand_in_ranker(base, 1, warmup=False)
+  config_path = str(tmp_path / api.MODELS_CONFIG_FILE)
+  mc.write_text_proto(config_path, mc.build_model_server_config(str(tmp_path)))
+  with server_lib.LocalModelServer(mc.read_model_server_config(config_path), grpc_port=0,
+                                   rest_port=0, poll_seconds=0.05,
+                                   model_config_file=config_path,
+                                   model_config_file_poll_wait_seconds=0.1) as server:
+    client = Client(server.wait_until_ready(60))
+    serving_models.write_stand_in_ranker(base, 2, warmup=False)
+    assert _wait_for(lambda: client.status().get(2, ("",))[0] == "AVAILABLE")
+    assert client.predict(serving_models.example_inputs(1), label="canary"
+                          ).model_spec.version.value == 1
+    mc.write_text_proto(config_path, mc.build_model_server_config(str(tmp_path)))  # push done
+    assert _wait_for(lambda: server.manager.labels.get("ranker") == {"canary": 2, "stable": 1})
+    assert client.predict(serving_models.example_inputs(1), label="canary"
+                          ).model_spec.version.value == 2
+
+
 def test_versions_come_and_go_while_the_served_one_keeps_answering(tmp_path):
   base = str(tmp_path / "ranker")
   serving_models.write_stand_in_ranker(base, 1, warmup=False)
   with server_lib.LocalModelServer(str(tmp_path), grpc_port=0, rest_port=0,
-                                   poll_seconds=0.05) as server:
+                                   poll_seconds=0.05, max_num_load_retries=0) as server:
     client = Client(server.wait_until_ready(60))
     first = tf.make_ndarray(client.predict(serving_models.example_inputs(1)).outputs[api.LOGITS])
     serving_models.write_stand_in_ranker(base, 2, half_written=True)
@@ -254,15 +385,24 @@ def test_versions_come_and_go_while_the_served_one_keeps_answering(tmp_path):
     model = config.model_config_list.config[0]
     model.model_version_policy.specific.versions[:] = [1, 5]
     model.version_labels["stable"], model.version_labels["canary"] = 1, 5
+    # As ServerCore::ReloadConfig: the labels are checked before version 1 loads again.
+    with pytest.raises(grpc.RpcError) as e:
+      client.models.HandleReloadConfigRequest(
+          model_management_pb2.ReloadConfigRequest(config=config), timeout=60)
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "version 1 of model ranker, which is not currently available" in e.value.details()
+    assert client.status()[1][0] == "AVAILABLE"
+    # The same config again (version 1 now AVAILABLE) is accepted.
     client.models.HandleReloadConfigRequest(
         model_management_pb2.ReloadConfigRequest(config=config), timeout=60)
-    assert client.status()[1][0] == "AVAILABLE"
     assert client.predict(serving_models.example_inputs(1), label="stable"
                           ).model_spec.version.value == 1
 
 
 def test_batching_merges_concurrent_requests(tmp_path):
-  serving_models.write_stand_in_ranker(str(tmp_path / "ranker"), 1)
+  # No warmup: its records, replayed through the scheduler, would each wait the minute-long
+  # batch timeout, as they do in the stock server.
+  serving_models.write_stand_in_ranker(str(tmp_path / "ranker"), 1, warmup=False)
   batching = mc.BatchingParameters(max_batch_size=4, batch_timeout_micros=60_000_000)
   with server_lib.LocalModelServer(str(tmp_path), grpc_port=0, rest_port=0,
                                    batching=batching) as server:
@@ -318,10 +458,15 @@ def _args(*argv):
 def test_print_command_and_the_stock_binary(tmp_path, capsys, monkeypatch):
   serving_models.write_stand_in_ranker(str(tmp_path / "ranker"), 1, warmup=False)
   assert server_lib.serve_main(_args("--model-dir", str(tmp_path), "--print-command")) == 0
-  lines = capsys.readouterr().out.strip().splitlines()
+  captured = capsys.readouterr()
+  lines = captured.out.strip().splitlines()
   assert lines[0] == (f"tensorflow_model_server --port=8500 --rest_api_port=8501 "
                       f"--model_config_file={tmp_path}/models.config "
-                      f"--file_system_poll_wait_seconds=1 --enable_batching=true "
+                      f"--file_system_poll_wait_seconds=1 "
+                      # sidrec's models.config labels versions: without it the stock server
+                      # refuses the config at startup (server_core.cc checks labels first).
+                      f"--allow_version_labels_for_unavailable_models=true "
+                      f"--enable_batching=true "
                       f"--batching_parameters_file={tmp_path}/batching_parameters.txt")
   assert lines[1].startswith(f"docker run -p 8500:8500 -p 8501:8501 -v {tmp_path}:"
                              f"/models/serving tensorflow/serving --port=8500")
@@ -330,18 +475,58 @@ def test_print_command_and_the_stock_binary(tmp_path, capsys, monkeypatch):
   assert docker_config.model_config_list.config[0].base_path == "/models/serving/ranker"
   assert mc.read_model_server_config(str(tmp_path / "models.config"))  # what line 0 reads
 
+  assert "cannot bind a single interface" in captured.err  # --host 127.0.0.1 (the default)
+
   executed = []
   monkeypatch.setattr(server_lib.shutil, "which", lambda name: "/opt/tfs/" + name)
   monkeypatch.setattr(server_lib.os, "execv", lambda path, argv: executed.append(argv))
   server_lib.serve_main(_args("--model-dir", str(tmp_path), "--no-batching", "--rest-port", "9"))
   assert executed[0][0] == "/opt/tfs/tensorflow_model_server"
   assert "--rest_api_port=9" in executed[0] and "--enable_batching=true" not in executed[0]
+  warnings = [l for l in capsys.readouterr().err.splitlines() if "warning" in l]
+  assert warnings == [
+      "sidrec serve: warning: --host 127.0.0.1 is not applied: tensorflow_model_server cannot "
+      "bind a single interface (it listens on 0.0.0.0); restrict access with a firewall or "
+      "network policy"]
+  server_lib.serve_main(_args("--model-dir", str(tmp_path), "--host", "0.0.0.0",
+                              "--model-config-file", str(tmp_path / "models.config"),
+                              "--model-config-file-poll-wait-seconds", "30",
+                              "--allow-version-labels-for-unavailable-models",
+                              "--max-num-load-retries", "2"))
+  assert "warning" not in capsys.readouterr().err
+  argv = executed[1]
+  for flag in ("--model_config_file_poll_wait_seconds=30",
+               "--allow_version_labels_for_unavailable_models=true", "--max_num_load_retries=2"):
+    assert flag in argv
+  assert not [a for a in argv if a.startswith("--load_retry_interval_micros")]  # the default
+  # With labels the stock server needs the flag (labels are checked before anything loads):
+  # turning it off gets the warning.
+  server_lib.serve_main(_args("--model-dir", str(tmp_path), "--host", "0.0.0.0",
+                              "--no-allow-version-labels-for-unavailable-models"))
+  assert "refuses at startup a label naming a version not yet loaded" in (
+      capsys.readouterr().err)
+  assert "--allow_version_labels_for_unavailable_models=true" not in executed[2]
+  assert not [a for a in executed[0] if "poll_wait_seconds=" in a and "model_config" in a]
+
+
+def test_stock_server_commands_flags(tmp_path):
+  commands = server_lib.stock_server_commands(
+      str(tmp_path), model_config_file_poll_wait_seconds=60, load_retry_interval_seconds=5)
+  for argv in commands.values():
+    assert "--model_config_file_poll_wait_seconds=60" in argv
+    assert "--load_retry_interval_micros=5000000" in argv
+  default = server_lib.stock_server_commands(str(tmp_path))["tensorflow_model_server"]
+  assert not [a for a in default if "model_config_file_poll" in a]
+  assert "--allow_version_labels_for_unavailable_models=true" in default
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--model-dir", "/no/such/dir"], "--model-dir /no/such/dir is not a directory"),
     (["--model-dir", "{tmp}", "--model-config-file", "{tmp}/x.config"], "x.config cannot be read"),
     (["--model-dir", "{tmp}", "--batching-parameters-file", "{tmp}/b.txt"], "b.txt cannot be read"),
+    (["--model-dir", "{tmp}", "--model-config-file-poll-wait-seconds", "5"],
+     "needs --model-config-file"),
+    (["--model-dir", "{tmp}", "--max-num-load-retries", "-1"], "must be >= 0"),
 ])
 def test_bad_flags_say_which_and_how_to_fix(tmp_path, argv, message):
   serving_models.write_stand_in_ranker(str(tmp_path / "ranker"), 1, warmup=False)

@@ -154,3 +154,32 @@ def test_sidrec_compile_kubeflow_writes_the_pipeline_json(tmp_path, capsys):
   # Every container task runs the image (resolver tasks query MLMD and run none).
   assert {e["container"]["image"] for e in executors.values() if "resolver" not in e} == {
       "example.com/sidrec:cli"}
+
+
+def test_sidrec_predict_ranks_ids_holding_commas_through_a_served_model(tmp_path, capsys):
+  """`sidrec serve`'s stand-in answering `sidrec predict`: MovieLens ids are titles with
+  commas, given one --item-id each; a new item by its SID."""
+  from serving import server as server_lib
+  from tests.fixtures import serving_models
+  serving_models.write_stand_in_ranker(str(tmp_path / "serving" / "ranker"), 1)
+  with server_lib.LocalModelServer(str(tmp_path / "serving"), grpc_port=0,
+                                   rest_port=0) as server:
+    server.wait_until_ready(timeout=60)
+    assert cli.main(["predict", "--server", f"127.0.0.1:{server.rest_port}", "--protocol",
+                     "rest", "--model", "ranker", "--user-id", "u1", "--item-id",
+                     "Beach, The (2000)", "--item-id", "Heat (1995)", "--history-item",
+                     "Toy Story (1995)", "--new-item", "new, unseen=1,2,3"]) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.strip()]
+    assert sum("Beach, The (2000)" in l for l in lines) == 1
+    assert any("new, unseen" in l and "SID" in l for l in lines)
+    # A model the server does not have: one line naming it, exit 1, no traceback.
+    assert cli.main(["predict", "--server", f"127.0.0.1:{server.rest_port}", "--protocol",
+                     "rest", "--model", "nope", "--user-id", "u1", "--item-ids", "a"]) == 1
+    err = capsys.readouterr().err
+    assert "nope" in err and "Traceback" not in err
+
+
+def test_sidrec_serve_names_a_missing_model_dir(tmp_path, capsys):
+  assert cli.main(["serve", "--model-dir", str(tmp_path / "absent"), "--print-command"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "absent" in err and "--model-dir" in err

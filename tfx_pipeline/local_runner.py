@@ -155,8 +155,9 @@ def write_serving_files(config: config_lib.PipelineConfig) -> list:
     return []
   s = config.serving
   batching = model_config.BatchingParameters(
-      max_batch_size=s.max_batch_size, batch_timeout_micros=s.batch_timeout_micros,
-      num_batch_threads=s.num_batch_threads)
+      max_batch_size=s.max_batch_size, enable_large_batch_splitting=True,
+      max_execution_batch_size=s.max_execution_batch_size,
+      batch_timeout_micros=s.batch_timeout_micros, num_batch_threads=s.num_batch_threads)
   written = list(model_config.write_serving_configs(serving_dir, batching,
                                                     num_versions=s.num_versions))
   return written + deploy.write_deploy_files(serving_dir, num_versions=s.num_versions)

@@ -37,6 +37,7 @@ from components.content_embedder import spec as embedder_spec
 from components.content_embedder.component import ContentEmbedder
 from components.example_packer import spec as packer_spec
 from components.example_packer.component import ExamplePacker
+from components.pusher.component import ServingPusher
 from components.ranking_trainer.component import SidRankingTrainer
 from components.semantic_id_assigner import spec as assigner_spec
 from components.semantic_id_assigner.component import SemanticIdAssigner
@@ -215,8 +216,9 @@ def create_pipeline(
                          if reads_content else None),
         serving_config=config.serving).with_id(f"{prefix}ServingGate")
     # No `model`: the Pusher then pushes the ServingGate's stamped copy, which carries the
-    # warmup requests (tfx/components/pusher/executor.py GetModelPath).
-    pusher = tfx.components.Pusher(
+    # warmup requests (tfx/components/pusher/executor.py GetModelPath). The executor is the
+    # stock one, except that it does not push again a model that is already the newest version.
+    pusher = ServingPusher(
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=gate.outputs[gate_spec.BLESSING_KEY],
         push_destination=pusher_pb2.PushDestination(

@@ -58,7 +58,10 @@ def run_stock_server_check(model_dir: str, timeout_seconds: int) -> Dict[str, An
     tail = done.stderr.strip().splitlines()[-3:]
     return {"error": f"the check process exited with {done.returncode}: {' | '.join(tail)}",
             "records": 0}
-  result = json.loads(lines[-1])
+  try:
+    result = json.loads(lines[-1])
+  except ValueError:
+    return {"error": f"the check process printed no verdict: {lines[-1][:200]}", "records": 0}
   if result.get("sidrec_modules"):
     result["error"] = (f"the model's load imported sidrec modules {result['sidrec_modules']}; "
                        f"tensorflow_model_server cannot")
