@@ -31,10 +31,10 @@ import json
 import os
 import posixpath
 import shlex
-import tempfile
 from typing import Dict, List, Optional, Tuple
 
 from contracts import serving_api as api
+from contracts.files import atomic_write_text
 from serving import model_config as mc
 from serving import server as local_server
 
@@ -53,19 +53,6 @@ RESOURCES = {"requests": {"cpu": "1", "memory": "2Gi"},
              "limits": {"cpu": "2", "memory": "4Gi"}}
 
 
-def _write_atomically(path: str, text: str) -> str:
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
 
 
 def container_command(serving_dir: str, poll_seconds: int = POLL_SECONDS) -> List[str]:
@@ -218,15 +205,15 @@ def write_deploy_files(serving_dir: str, out_dir: Optional[str] = None,
   config_file = os.path.join(out_dir, api.MODELS_CONFIG_FILE)
   batching_file = os.path.join(out_dir, api.BATCHING_PARAMETERS_FILE)
   context = os.path.commonpath([serving_dir, out_dir])
-  written = [_write_atomically(config_file, config_text),
-             _write_atomically(batching_file, batching_text)]
-  written.append(_write_atomically(
+  written = [atomic_write_text(config_file, config_text),
+             atomic_write_text(batching_file, batching_text)]
+  written.append(atomic_write_text(
       os.path.join(out_dir, DOCKERFILE),
       _dockerfile(context, serving_dir, models, config, config_file, batching_file, command,
                   out_dir, image_tag)))
   documents = _kubernetes(name, replicas, storage, next(iter(discovered)), command,
                           config_text, batching_text)
-  written.append(_write_atomically(
+  written.append(atomic_write_text(
       os.path.join(out_dir, KUBERNETES_FILE),
       f"# Serving {', '.join(discovered)} with {IMAGE} (written by sidrec, serving/deploy.py).\n"
       f"# The claim {name}-models holds the serving directory (its model folders) and is\n"

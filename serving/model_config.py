@@ -17,13 +17,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tempfile
 from typing import Dict, List, Optional, Tuple
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from contracts import serving_api as api
+from contracts.files import atomic_write_text
 
 
 def discover_versions(base_path: str) -> List[int]:
@@ -86,7 +86,7 @@ def build_model_server_config(serving_dir: str, base_path_root: Optional[str] = 
 
 def write_text_proto(path: str, message) -> str:
   """Writes `message` in text format atomically (a temporary file, then renamed)."""
-  return write_text_file(path, text_format.MessageToString(message))
+  return atomic_write_text(path, text_format.MessageToString(message))
 
 
 def read_model_server_config(path: str) -> model_server_config_pb2.ModelServerConfig:
@@ -244,21 +244,6 @@ class BatchingParameters:
                        f"existing --batching-parameters-file or --no-batching") from None
 
 
-def write_text_file(path: str, text: str) -> str:
-  """Writes `text` atomically (a temporary file beside it, then renamed); no temporary file
-  is left behind on failure."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  return path
 
 
 def write_serving_configs(serving_dir: str, batching: BatchingParameters = BatchingParameters(),
@@ -271,6 +256,6 @@ def write_serving_configs(serving_dir: str, batching: BatchingParameters = Batch
   config_path = os.path.join(serving_dir, api.MODELS_CONFIG_FILE)
   write_text_proto(config_path, build_model_server_config(serving_dir, base_path_root,
                                                          num_versions))
-  batching_path = write_text_file(os.path.join(serving_dir, api.BATCHING_PARAMETERS_FILE),
+  batching_path = atomic_write_text(os.path.join(serving_dir, api.BATCHING_PARAMETERS_FILE),
                                   batching.to_text())
   return config_path, batching_path

@@ -170,5 +170,5 @@ def test_write_serving_configs_leaves_no_temporary_file_on_failure(tmp_path, mon
   mc.write_serving_configs(str(tmp_path))
   with pytest.raises(OSError, match="disk full"):
     monkeypatch.setattr(mc.os, "replace", broken)
-    mc.write_text_file(str(tmp_path / api.BATCHING_PARAMETERS_FILE), "x")
+    mc.atomic_write_text(str(tmp_path / api.BATCHING_PARAMETERS_FILE), "x")
   assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Union
 from tensorflow_serving.config import model_server_config_pb2
 
 from contracts import serving_api as api
+from contracts.files import atomic_write_text
 from serving import model_config as mc
 # The runtime (grpc, and TensorFlow through servables) is imported when a server is made, not
 # with this module: `sidrec --help` and `sidrec serve --print-command` need neither (7 s).
@@ -363,7 +364,7 @@ def _write_stock_configs(model_dir: str, batching) -> Dict[str, str]:
       docker, mc.build_model_server_config(model_dir, base_path_root=DOCKER_SERVING_DIR))
   path = os.path.join(model_dir, api.BATCHING_PARAMETERS_FILE)
   if batching is not None and not os.path.exists(path):
-    written["batching"] = mc.write_text_file(path, batching.to_text())  # temp + rename
+    written["batching"] = atomic_write_text(path, batching.to_text())  # temp + rename
   return written
 
 

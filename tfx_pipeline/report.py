@@ -6,7 +6,6 @@ add `codebooks` and `representations`.
 """
 import json
 import os
-import tempfile
 from typing import Dict, List, Optional
 
 from components.serving_gate import spec as gate_spec
@@ -15,25 +14,13 @@ from contracts import artifacts
 from contracts import codebook_io
 from contracts import config as config_lib
 from contracts import embeddings_io
+from contracts.files import atomic_write_text
 from contracts import semantic_ids_io
 from contracts import trainer_io
 from contracts.registry import codebook_methods
 from contracts.registry import metrics as metric_registry
 
 
-def atomic_write_text(path: str, text: str) -> None:
-  """Writes a file so that readers see the old content or the new one, never a torn one."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path), dir=directory)
-  try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 class RunArtifacts:
