@@ -15,12 +15,14 @@ import collections
 import glob
 import json
 import os
+import posixpath
 import shlex
 from typing import Dict, List, Optional
 
 from contracts import config as config_lib
 from contracts import schema
 from contracts import semantic_ids_io
+from contracts import serving_api
 from tfx_pipeline import pipeline as pipeline_lib
 
 NEVER_SEEN_SUFFIX = " [never seen: ranked from its SID]"
@@ -46,7 +48,8 @@ def _value(example, name):
 
 def pick_user(data_dir: str) -> Dict[str, object]:
   """The first user (by id) with a liked held-out item, at least 5 eval interactions and a
-  full history; the history is the one of the user's eval example with the most of it."""
+  full history before the first of them (training items only); the candidates are the user's
+  eval items, which come after that history."""
   by_user = collections.defaultdict(list)
   for example in _eval_examples(data_dir):
     by_user[_value(example, schema.USER_ID)].append(example)
@@ -54,7 +57,7 @@ def pick_user(data_dir: str) -> Dict[str, object]:
     rows = by_user[user_id]
     liked_new = [e for e in rows if _value(e, schema.ITEM_COHORT) == schema.COHORT_NEW
                  and _value(e, schema.LABEL) == 1]
-    first = max(rows, key=lambda e: sum(1 for h in _value(e, schema.HISTORY_ITEM_IDS) if h))
+    first = min(rows, key=lambda e: _value(e, schema.TIMESTAMP))
     if liked_new and len(rows) >= 5 and all(_value(first, schema.HISTORY_ITEM_IDS)):
       candidates = list(dict.fromkeys(_value(e, schema.ITEM_ID) for e in rows))
       return {
@@ -107,7 +110,11 @@ def run(config: config_lib.PipelineConfig) -> str:
 
   lines = []
   serving_dir = os.path.abspath(config.serving_dir)
-  stock = server_lib.stock_server_commands(serving_dir)
+  # In the container the serving directory is /models/serving; deploy/models.config (written
+  # by the local runner) names the base paths as the container sees them.
+  from serving import deploy  # pylint: disable=g-import-not-at-top
+  stock = server_lib.stock_server_commands(serving_dir, docker_model_config_file=posixpath.join(
+      deploy.CONTAINER_MODELS_ROOT, deploy.DEFAULT_OUT_DIR, serving_api.MODELS_CONFIG_FILE))
   lines += ["", "Serve the pushed models:",
             f"  sidrec serve --model-dir {shlex.quote(serving_dir)}",
             "    (tensorflow_model_server when it is on PATH; otherwise sidrec's local model "
