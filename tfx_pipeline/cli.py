@@ -175,9 +175,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
   from serving import client
   try:
     return client.predict_main(args)
-  except ValueError as e:
-    raise UsageError(str(e)) from None
-  except client.ServingError as e:
+  except (ValueError, client.ServingError) as e:
     raise UsageError(str(e)) from None
 
 
