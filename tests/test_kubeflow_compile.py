@@ -139,3 +139,5 @@ def test_beam_pipeline_args_reach_the_beam_components(compiled):
     args = spec["deploymentSpec"]["executors"][label]["container"]["args"]
     # In the config's order, as one run of arguments.
     assert any(tuple(args[i:i + n]) == BEAM_ARGS for i in range(len(args) - n + 1)), (name, args)
+    # Every Beam component's workers import the TFDV fix before they unpickle a DoFn.
+    assert "--beam_plugins=components.beam_worker" in args, (name, args)

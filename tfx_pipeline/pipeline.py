@@ -31,6 +31,7 @@ from tfx.proto import example_gen_pb2
 from tfx.proto import pusher_pb2
 from tfx.proto import transform_pb2
 
+from components import beam_worker
 from components.codebook import spec as codebook_spec
 from components.codebook.component import CodebookTrainer
 from components.content_embedder import spec as embedder_spec
@@ -91,6 +92,14 @@ def transform_settings(config: config_lib.PipelineConfig) -> TransformSettings:
       spm_vocab_size=r.table_budget,
       codebook_sizes={r.sid_codebook: config.codebook_for(r.sid_codebook).codebook_size},
       spm_codebooks=(r.sid_codebook,))
+
+
+def beam_args(config: config_lib.PipelineConfig) -> List[str]:
+  """The config's Beam arguments plus the worker-imports plugin (components/beam_worker.py),
+  which every runner with separate worker processes needs before a worker unpickles TFDV."""
+  args = list(config.beam_pipeline_args)
+  plugin = f"--beam_plugins={beam_worker.PLUGIN}"
+  return args if plugin in args else args + [plugin]
 
 
 def _import_example_gen(input_base: str, splits: List[str], component_id: str):
@@ -232,5 +241,5 @@ def create_pipeline(
       components=components,
       enable_cache=True,
       metadata_connection_config=metadata_connection_config,
-      beam_pipeline_args=list(config.beam_pipeline_args),
+      beam_pipeline_args=beam_args(config),
   )
