@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 DATASETS = ("ml-100k", "ml-1m", "synthetic")
 SPLIT_RULES = ("auto", "release_year", "first_seen_quantile")
+DISTRIBUTIONS = ("none", "mirrored", "multi_worker_mirrored", "parameter_server")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,8 +252,14 @@ class RankingConfig:
   packed_chunk_size: int = 128
   # Seeds every initializer (layer by layer, in construction order) and the input shuffle.
   seed: int = 0
+  # The tf.distribute strategy run_fn trains under (trainer/distribution.py): "none" (one
+  # process), "mirrored" (the devices of one machine), "multi_worker_mirrored" (synchronous,
+  # the workers of TF_CONFIG) or "parameter_server" (asynchronous; embedding tables sharded
+  # over the parameter servers of TF_CONFIG). TFX's Trainer starts no cluster: see README.
+  distribution: str = "none"
 
   REPRESENTATIONS = representation_registry.NAMES
+  DISTRIBUTIONS = DISTRIBUTIONS
 
   def __post_init__(self):
     if self.representation not in self.REPRESENTATIONS:
@@ -275,6 +282,15 @@ class RankingConfig:
       raise ValueError(f"input_cache must be memory|none, got {self.input_cache!r}")
     if any(int(d) < 1 for d in self.mlp_dims):
       raise ValueError(f"mlp_dims must be positive, got {self.mlp_dims}")
+    if self.distribution not in self.DISTRIBUTIONS:
+      raise ValueError(f"distribution must be one of {self.DISTRIBUTIONS}, "
+                       f"got {self.distribution!r}")
+    if self.distribution == "parameter_server" and representation_registry.get(
+        self.representation).reads_content():
+      # Their input pipeline looks content up in the item tables, which a parameter-server
+      # worker's dataset cannot read.
+      raise ValueError(f"distribution parameter_server cannot train {self.representation!r} "
+                       f"(it reads content embeddings); use multi_worker_mirrored")
 
 
 @dataclasses.dataclass(frozen=True)

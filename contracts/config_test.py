@@ -80,3 +80,22 @@ def test_input_cache_is_memory_or_none():
   settings["ranking"]["input_cach"] = settings["ranking"].pop("input_cache")
   with pytest.raises(ValueError, match=r"unknown RankingConfig field\(s\) \['input_cach'\]"):
     config_lib.PipelineConfig.from_json(json.dumps(settings))
+
+
+def test_distribution_is_validated_and_reaches_the_trainer():
+  from contracts.trainer_io import TrainerSettings  # pylint: disable=g-import-not-at-top
+  assert config_lib.RankingConfig().distribution == "none"
+  config = config_lib.replace_section(config_lib.PipelineConfig(), "ranking",
+                                      distribution="parameter_server")
+  again = config_lib.PipelineConfig.from_json(config.to_json())
+  custom_config = TrainerSettings(again.ranking_for("sid_spm")).custom_config()
+  assert TrainerSettings.from_custom_config(custom_config).ranking.distribution == \
+      "parameter_server"
+  with pytest.raises(ValueError, match=r"^distribution must be one of \('none', 'mirrored', "
+                                       r"'multi_worker_mirrored', 'parameter_server'\), "
+                                       r"got 'ps'$"):
+    config_lib.RankingConfig(distribution="ps")
+  with pytest.raises(ValueError, match=r"^distribution parameter_server cannot train "
+                                       r"'dense_content' \(it reads content embeddings\); "
+                                       r"use multi_worker_mirrored$"):
+    config_lib.RankingConfig(representation="dense_content", distribution="parameter_server")

@@ -126,6 +126,9 @@ def settings_fingerprint(config: config_lib.PipelineConfig) -> str:
   for name in ("max_auc_drop", "max_auc_drop_new_items"):
     settings["evaluation"].pop(name, None)
   settings["sid_method"] = settings["ranking"].pop("sid_codebook")
+  # Added after rows were recorded: at its default it hashes as before (one process, as then).
+  if settings["ranking"].get("distribution") == "none":
+    settings["ranking"].pop("distribution")
   settings["ranking"]["history_length"] = settings["split"]["history_length"]
   return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -150,3 +150,6 @@ def test_settings_fingerprints_match_the_rows_recorded_before_the_codebook_keyed
   assert experiment.settings_fingerprint(changed) == "fb8a46ca042e3369"
   assert experiment.settings_fingerprint(dataclasses.replace(
       base, representations=("moc",))) == "05adcc315a9daacc"  # the representations are not
+  # ranking.distribution came later: its default hashes as before, another strategy does not.
+  assert experiment.settings_fingerprint(config_lib.replace_section(
+      base, "ranking", distribution="parameter_server")) != "05adcc315a9daacc"

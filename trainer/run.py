@@ -2,7 +2,8 @@
 
     ExamplePacker's chunks of Transform's output (read_packed), or Transform's TFRecords
     themselves (read_transformed); only the features this representation reads
-      -> SidRankingModel (TFRS, DCN-v2) fit for RankingConfig.epochs, TensorBoard logs
+      -> SidRankingModel (TFRS, DCN-v2) fit for RankingConfig.epochs, TensorBoard logs,
+         under RankingConfig.distribution's tf.distribute strategy (trainer/distribution.py)
       -> SavedModel with the transform graph, the model and the item tables
          (trainer/signatures.py) in fn_args.serving_model_dir
       -> train_stats.json in fn_args.model_run_dir (throughput, table sizes, Keras eval)
@@ -10,13 +11,19 @@
 Table sizes come from the data: user vocabularies and the item-id vocabulary from the
 transform output, SID / MoC widths from the item tables, the SentencePiece sub-ID table from
 the transformed schema (tft records the segmenter's domain).
+
+On a cluster every replica runs run_fn with its own TF_CONFIG; only the chief writes the
+serving model, train_stats.json and the TensorBoard logs (trainer/distribution.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
+import tempfile
 import time
 from typing import Any, Dict, Optional
 
@@ -26,6 +33,7 @@ import tensorflow_transform as tft
 from tensorflow_transform.tf_metadata import schema_utils
 
 from contracts import trainer_io
+from trainer import distribution as distribution_lib
 from trainer import item_tables as item_tables_lib
 from trainer import preprocessing as P
 from trainer import signatures
@@ -95,20 +103,25 @@ SHUFFLE_CHUNKS = 256
 CACHE_SHUFFLE_BATCHES = 64
 
 
-def _records(patterns, *, shuffle: bool, seed: int) -> tf.data.Dataset:
-  """The serialized records of every file behind `patterns` (GZIP when named *.gz)."""
+def _records(patterns, *, shuffle: bool, seed: Optional[int]) -> tf.data.Dataset:
+  """The serialized records of every file behind `patterns` (GZIP when named *.gz).
+
+  seed None: the shard order is drawn afresh by every iterator (parameter-server workers)."""
   files = _record_files(patterns)
-  if shuffle:  # the shard order, a function of the seed
-    files = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
+  names = files
+  if shuffle and seed is None:
+    names = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files))
+  elif shuffle:  # the shard order, a function of the seed
+    names = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
   # Shards (a distributed Beam runner writes many) are read a few at a time, interleaved in a
   # fixed order; one shard (the DirectRunner's) is read with no interleave overhead.
   return tf.data.TFRecordDataset(
-      files, "GZIP" if files[0].endswith(".gz") else "", buffer_size=4 << 20,
+      names, "GZIP" if files[0].endswith(".gz") else "", buffer_size=4 << 20,
       num_parallel_reads=min(len(files), 4) if len(files) > 1 else None)
 
 
 def read_transformed(files, feature_spec: Dict[str, Any], batch_size: int, *, shuffle: bool,
-                     seed: int) -> tf.data.Dataset:
+                     seed: Optional[int]) -> tf.data.Dataset:
   """One pass over Transform's tf.Example TFRecords as dict batches of the specs' features.
 
   records (GZIP when the name ends in .gz, as Transform writes them) -> shuffled in a
@@ -128,7 +141,7 @@ def read_transformed(files, feature_spec: Dict[str, Any], batch_size: int, *, sh
 
 
 def read_packed(files, feature_spec: Dict[str, Any], batch_size: int, *, shuffle: bool,
-                seed: int) -> tf.data.Dataset:
+                seed: Optional[int]) -> tf.data.Dataset:
   """One pass over ExamplePacker's chunks as dict batches of the specs' features.
 
   chunk records (each a random sample of the split, every feature stored column-wise) ->
@@ -145,7 +158,7 @@ def read_packed(files, feature_spec: Dict[str, Any], batch_size: int, *, shuffle
 
 
 def make_input(files, tft_output, names, batch_size: int, *, shuffle: bool,
-               seed: int, tables: Optional[item_tables_lib.ItemTables] = None,
+               seed: Optional[int], tables: Optional[item_tables_lib.ItemTables] = None,
                counter: Optional[_CountExamples] = None,
                cache: bool = False, packed: bool = False) -> tf.data.Dataset:
   """One pass over transformed examples as dict batches, content added from `tables`.
@@ -154,7 +167,8 @@ def make_input(files, tft_output, names, batch_size: int, *, shuffle: bool,
   in `names` are parsed. `cache`: the parsed batches of the first pass are kept in memory and
   later passes read them from there (RankingConfig.input_cache); with `shuffle` their order is
   reshuffled every pass. The content lookup runs after the cache: caching 384-d embeddings per
-  history slot would cost ~20x the memory of the ids.
+  history slot would cost ~20x the memory of the ids. `seed` None: unseeded shuffles (random
+  per iterator, unless a graph seed is set).
   """
   read = set(names)
   if tables is not None:  # content representations look the embedding up by raw item id
@@ -183,47 +197,156 @@ def make_input(files, tft_output, names, batch_size: int, *, shuffle: bool,
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def _count_examples(files, tft_output, packed: bool) -> int:
+  """Examples behind `files` (one pass parsing the label only)."""
+  labels = make_input(files, tft_output, {F.LABEL}, 4096, shuffle=False, seed=0, packed=packed)
+  return int(labels.reduce(np.int64(0), lambda n, b: n + tf.shape(
+      b[F.LABEL], out_type=tf.int64)[0]).numpy())
+
+
+def _fit_on_parameter_servers(model, config, fn_args, tft_output, names, packed,
+                              callbacks) -> int:
+  """tf_keras fit through its ClusterCoordinator: a DatasetCreator whose function every
+  worker runs, repeated, for a step count per epoch. -> training examples."""
+  # No worker sees an end of the data (each repeats its own copy), so an epoch is a step
+  # count: one pass over the training split's examples at the global batch size.
+  steps = max(1, math.ceil(_count_examples(fn_args.train_files, tft_output, packed)
+                           / config.batch_size))
+
+  def dataset_fn(input_context):
+    # Every worker runs this one function, traced once. With the graph seed cleared, its
+    # unseeded shuffles draw a new seed on each worker (as TF's ClusterCoordinator expects);
+    # one fixed at tracing would have all workers train on the same batches at the same time.
+    # Asynchronous training is not reproducible anyway.
+    tf.compat.v1.get_default_graph().seed = None
+    batch = input_context.get_per_replica_batch_size(config.batch_size)
+    return make_input(fn_args.train_files, tft_output, names, batch, shuffle=True, seed=None,
+                      cache=config.input_cache == "memory", packed=packed).repeat()
+
+  model.fit(tf.keras.utils.experimental.DatasetCreator(dataset_fn), epochs=config.epochs,
+            steps_per_epoch=steps, callbacks=callbacks, verbose=2)
+  return steps * config.epochs * config.batch_size
+
+
+def evaluate(model, dataset) -> Dict[str, float]:
+  """AUC and mean log loss of `model` over all of `dataset`, in this process alone.
+
+  Not Keras' evaluate: under a multi-worker strategy it sums the TFRS task's per-replica
+  values over the replicas (an AUC of 1.07 from two workers), its loss is the last batch's,
+  and through a ClusterCoordinator it needs a repeated dataset and a step count (its exact
+  mode refuses the task's metrics). Reading a strategy's variables here needs no other worker.
+  """
+  auc = tf.keras.metrics.AUC(from_logits=True, name="auc")
+  loss = tf.keras.metrics.Mean(name="loss")
+  bce = tf.keras.losses.BinaryCrossentropy(from_logits=True,
+                                           reduction=tf.keras.losses.Reduction.NONE)
+
+  @tf.function
+  def update(features):
+    labels = tf.reshape(tf.cast(features[F.LABEL], tf.float32), [-1, 1])
+    logits = model(features, training=False)[:, None]
+    auc.update_state(labels, logits)
+    loss.update_state(bce(labels, logits))
+
+  for features in dataset:
+    update(features)
+  return {"auc": float(auc.result()), "loss": float(loss.result())}
+
+
+def unpartitioned_copy(model, config, sizes: F.VocabSizes, features):
+  """The trained `model` in a copy with whole variables, built outside any strategy.
+
+  A SavedModel traced over a ShardedVariable loads each shard as the whole variable (with TF
+  2.21 a kernel in two shards came back twice as tall and the serving signature failed), so
+  the parameter-server chief exports this copy. A checkpoint carries the values: it stores a
+  partitioned variable as one, and restores it into any partitioning. `features`: a batch that
+  builds the copy's variables.
+  """
+  copy = ranking.build_ranking_model(config, sizes, example_features=features)
+  with tempfile.TemporaryDirectory(prefix="sidrec-unpartitioned-") as tmp:
+    path = tf.train.Checkpoint(model=model).write(os.path.join(tmp, "model"))
+    tf.train.Checkpoint(model=copy).read(path).assert_existing_objects_matched()
+  return copy
+
+
+def sharded_variables(model) -> Dict[str, list]:
+  """{variable: [device of each shard]} of the model's partitioned variables (a shard is named
+  `<variable>/part_<i>`)."""
+  shards: Dict[str, list] = {}
+  for v in model.variables:
+    match = re.fullmatch(r"(.*)/part_(\d+):\d+", v.name)
+    if match:
+      shards.setdefault(match.group(1), []).append((int(match.group(2)), v.device))
+  return {name: [device for _, device in sorted(parts)] for name, parts in sorted(shards.items())}
+
+
 def run_fn(fn_args) -> None:
-  """TFX Trainer entry point."""
+  """TFX Trainer entry point; every replica of a multi-worker Trainer runs it."""
   config = trainer_io.TrainerSettings.from_custom_config(fn_args.custom_config).ranking
   inputs = trainer_io.TrainerInputs.from_custom_config(fn_args.custom_config)
+  distribution_lib.serve_if_server_task(config.distribution)  # PS workers / servers stop here
+  # First of all: MultiWorkerMirroredStrategy can set up its collectives only before TF runs.
+  distribution = distribution_lib.make_distribution(config.distribution)
+  parameter_server = distribution.name == distribution_lib.PARAMETER_SERVER
   tf.keras.utils.set_random_seed(config.seed)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   tables = item_tables_lib.load_item_tables(inputs)
   sizes = vocab_sizes(tft_output, inputs, tables)
 
-  model = ranking.build_ranking_model(config, sizes)
+  # Variables created in the scope are the strategy's: mirrored on every replica, or placed
+  # (and the large ones partitioned) on the parameter servers.
+  with distribution.strategy.scope():
+    model = ranking.build_ranking_model(config, sizes)
   names = set(model.input_signature()) | {F.LABEL}
+  # Content representations (never under parameter_server: RankingConfig refuses it).
   content = tables if F.ITEM_EMBEDDING in names else None
-  counter = _CountExamples()
   # ExamplePacker's chunks when the DAG has them (SidRankingTrainer's executor then points
   # train_files / eval_files at them), else Transform's examples.
   packed = inputs.packed
-  train = make_input(fn_args.train_files, tft_output, names, config.batch_size,
-                     shuffle=True, seed=config.seed, tables=content, counter=counter,
-                     cache=config.input_cache == "memory", packed=packed)
-  evaluation = make_input(fn_args.eval_files, tft_output, names, config.batch_size,
-                          shuffle=False, seed=config.seed, tables=content, packed=packed)
 
+  # On a non-chief worker tf_keras writes the logs to a temporary directory it then removes.
   tensorboard = tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq=200)
   start = time.perf_counter()
-  model.fit(train, epochs=config.epochs, callbacks=[tensorboard], verbose=2)
-  train_seconds = time.perf_counter() - start
-  examples = int(counter.count.numpy())
-  metrics = model.evaluate(evaluation, return_dict=True, verbose=0)
+  if parameter_server:
+    examples = _fit_on_parameter_servers(model, config, fn_args, tft_output, names, packed,
+                                         [tensorboard])
+    train_seconds = time.perf_counter() - start
+  else:
+    # Under multi_worker_mirrored the counter counts what this worker's pipeline reads: every
+    # example when the workers split each batch, its own files' when they split the files.
+    counter = _CountExamples()
+    train = distribution_lib.shard_by_file_or_batch(
+        make_input(fn_args.train_files, tft_output, names, config.batch_size, shuffle=True,
+                   seed=config.seed, tables=content, counter=counter,
+                   cache=config.input_cache == "memory", packed=packed),
+        len(_record_files(fn_args.train_files)), distribution)
+    model.fit(train, epochs=config.epochs, callbacks=[tensorboard], verbose=2)
+    train_seconds = time.perf_counter() - start
+    examples = int(counter.count.numpy())
 
-  signatures.export_serving_model(model, tft_output, tables, fn_args.serving_model_dir)
+  evaluation = make_input(fn_args.eval_files, tft_output, names, config.batch_size,
+                          shuffle=False, seed=config.seed, tables=content, packed=packed)
+  exported = unpartitioned_copy(model, config, sizes, next(iter(evaluation))) \
+      if parameter_server else model
+  with distribution_lib.export_dir(fn_args.serving_model_dir, distribution) as export_dir:
+    signatures.export_serving_model(exported, tft_output, tables, export_dir)
+  if not distribution.is_chief:
+    return
+  metrics = evaluate(model, evaluation)
   report = model.table_report()
   stats = {
       "representation": config.representation, "seed": config.seed, "epochs": config.epochs,
       "batch_size": config.batch_size, "train_examples": examples,
+      "distribution": config.distribution, "workers": distribution.num_workers,
+      "replicas_in_sync": distribution.strategy.num_replicas_in_sync,
+      "sharded_variables": sharded_variables(model),
       "train_seconds": round(train_seconds, 3),
       # Includes the first epoch's tracing and tf.data start-up, as a user would time it.
       "train_examples_per_sec": round(examples / train_seconds, 1) if train_seconds else 0.0,
       "input": "packed" if packed else "transformed_examples",
       "table_rows": int(report["item_table_rows"]), "user_table_rows": report["user_table_rows"],
       "item_tables": report["item_tables"],
-      "keras_eval": {k: float(v) for k, v in metrics.items()},
+      "keras_eval": metrics,
       "vocab_sizes": dataclasses.asdict(sizes),
   }
   os.makedirs(fn_args.model_run_dir, exist_ok=True)

@@ -6,7 +6,8 @@
 
 The candidate [B, ...] and the flattened history items [B*N, ...] go through the same
 representation layer (same weights).
-Loss: tfrs.tasks.Ranking with BinaryCrossentropy(from_logits=True), metric AUC (from logits).
+Loss: tfrs.tasks.Ranking with BinaryCrossentropy(from_logits=True), metric AUC (from logits);
+in training the per-example losses are averaged over the global batch (tf.distribute).
 """
 
 from __future__ import annotations
@@ -74,7 +75,10 @@ class SidRankingModel(tfrs.models.Model):
                                       name=f"mlp{i}") for i, d in enumerate(config.mlp_dims)]
     self.logit = tf.keras.layers.Dense(1, kernel_initializer=seeds.dense(), name="logit")
     self.task = tfrs.tasks.Ranking(
-        loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+        # Per-example losses, reduced in compute_loss: tf_keras refuses its default
+        # reduction inside a tf.distribute replica outside compile()'s own loss handling.
+        loss=tf.keras.losses.BinaryCrossentropy(
+            from_logits=True, reduction=tf.keras.losses.Reduction.NONE),
         metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc")])
 
   def get_config(self):
@@ -168,7 +172,14 @@ class SidRankingModel(tfrs.models.Model):
   def compute_loss(self, features, training=False):
     labels = tf.cast(_as_vector(features[F.LABEL]), tf.float32)
     logits = self(features, training=training)
-    return self.task(labels=labels[:, None], predictions=logits[:, None], training=training)
+    per_example = self.task(labels=labels[:, None], predictions=logits[:, None],
+                            training=training)
+    if training:
+      # Sum / global batch: the optimizer sums the replicas' gradients (MultiWorkerMirrored
+      # all-reduce), so a per-replica mean would scale the step by the replica count. With
+      # one replica this is the plain batch mean.
+      return tf.nn.compute_average_loss(per_example)
+    return tf.reduce_mean(per_example)
 
 
 # --------------------------------------------------------------------------------------------

@@ -66,6 +66,17 @@ def ids_of(t: tf.Tensor) -> tf.Tensor:
   return tf.cast(t, tf.int64)
 
 
+def lookup(table, ids: tf.Tensor) -> tf.Tensor:
+  """Rows `ids` (any shape) of an embedding table -> [*ids.shape, dim].
+
+  tf.nn.embedding_lookup rather than tf.gather: on a table partitioned over parameter servers
+  (a ShardedVariable, trainer/distribution.py) it gathers from each shard, where tf.gather
+  would first concatenate the whole table onto the worker. On a plain variable it is the same
+  gather.
+  """
+  return tf.nn.embedding_lookup(table, ids)
+
+
 def hash_codes(codes: tf.Tensor, rows: int) -> tf.Tensor:
   """farmhash64 of each row of int64 codes [T, l] -> bucket in [0, rows), int64 [T].
 

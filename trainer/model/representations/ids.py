@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from trainer.model import features as F
 from trainer.model.representations.base import (BuildContext, ItemRepresentation,
-                                                 check_positive, ids_of)
+                                                 check_positive, ids_of, lookup)
 
 
 class RandomIdEmbedding(ItemRepresentation):
@@ -24,7 +24,7 @@ class RandomIdEmbedding(ItemRepresentation):
 
   def call(self, inputs):
     ids = tf.math.floormod(ids_of(inputs[F.ITEM_RANDOM_ID]), self.rows)
-    return tf.gather(self.table, ids)
+    return lookup(self.table, ids)
 
 
 class ItemIdEmbedding(ItemRepresentation):
@@ -50,7 +50,7 @@ class ItemIdEmbedding(ItemRepresentation):
       fallback = self.num_items + tf.math.floormod(ids, self.oov_buckets)
     else:
       fallback = tf.math.floormod(ids, self.rows)
-    return tf.gather(self.table, tf.where(valid, ids, fallback))
+    return lookup(self.table, tf.where(valid, ids, fallback))
 
 
 class NoItem(ItemRepresentation):

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from trainer.model import features as F
 from trainer.model.representations.base import (BuildContext, ItemRepresentation, SeedStream,
-                                                 check_positive, ids_of)
+                                                 check_positive, ids_of, lookup)
 
 
 class BottleneckSelfGating(tf.keras.layers.Layer):
@@ -67,7 +67,7 @@ class MixtureOfCodesEmbedding(ItemRepresentation):
     """-> (item vectors [T, E], gate [T, M*d]) for inspection."""
     codes = tf.clip_by_value(ids_of(inputs[self.feature]), 0, self.codebook_size - 1)
     offsets = tf.range(self.num_codebooks, dtype=tf.int64) * self.codebook_size
-    emb = tf.gather(self.table, codes + offsets)  # [T, M, d]
+    emb = lookup(self.table, codes + offsets)  # [T, M, d]
     z = tf.reshape(emb, [-1, self.num_codebooks * self.code_dim])
     fused, gate = self.fusion(z, return_gate=True)
     return self.projection(fused), gate

@@ -14,7 +14,8 @@ import tensorflow as tf
 
 from trainer.model import features as F
 from trainer.model.representations.base import (BuildContext, ItemRepresentation,
-                                                 check_positive, hash_codes, ids_of)
+                                                 check_positive, hash_codes, ids_of,
+                                                 lookup)
 
 
 class _CodeTokens(ItemRepresentation):
@@ -63,7 +64,7 @@ class _CodeTokens(ItemRepresentation):
 
   def call(self, inputs):
     codes = inputs[self.feature]
-    return tf.reduce_sum(tf.gather(self.table, self.token_ids(codes)), axis=1)
+    return tf.reduce_sum(lookup(self.table, self.token_ids(codes)), axis=1)
 
 
 class SidNgramEmbedding(_CodeTokens):

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from trainer.model import features as F
 from trainer.model.representations.base import (BuildContext, ItemRepresentation,
-                                                 check_positive, ids_of)
+                                                 check_positive, ids_of, lookup)
 
 
 class SidSpmEmbedding(ItemRepresentation):
@@ -37,7 +37,7 @@ class SidSpmEmbedding(ItemRepresentation):
     # slots (DESIGN.md §3), and every gathered padding slot would also cost a gradient row in
     # the optimizer's dedup (measured 23% faster steps than gather-all-then-mask).
     where = tf.where(real)  # [R, 2] (item, slot), in item order
-    pieces = tf.gather(self.table, tf.gather_nd(ids, where))
+    pieces = lookup(self.table, tf.gather_nd(ids, where))
     summed = tf.math.unsorted_segment_sum(pieces, where[:, 0], tf.shape(ids, out_type=tf.int64)[0])
     if self.combiner == "sum":
       return summed
