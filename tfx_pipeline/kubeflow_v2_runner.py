@@ -3,7 +3,8 @@
 The local and the Kubeflow runs share `pipeline.create_pipeline`; only locations and the Beam
 runner differ. Beam arguments for a distributed runner (Dataflow, Flink, Spark) go in
 `PipelineConfig.beam_pipeline_args`. The container image must have sidrec installed (the
-components are referenced by dotted path) and `TF_USE_LEGACY_KERAS=1` in its environment.
+components are referenced by dotted path) and `TF_USE_LEGACY_KERAS=1` in its environment:
+tfx_pipeline/image/Dockerfile builds it. `sidrec submit` (tfx_pipeline/submit.py) starts a run.
 """
 import os
 from typing import Optional
@@ -14,14 +15,20 @@ from contracts import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
 
 
-def compile_pipeline(config: config_lib.PipelineConfig, output_file: str,
-                     image: str = "", pipeline_root: Optional[str] = None,
-                     data_dir: Optional[str] = None, serving_dir: Optional[str] = None) -> str:
+def compile_pipeline(config: config_lib.PipelineConfig, output_file: str, image: str,
+                     pipeline_root: Optional[str] = None, data_dir: Optional[str] = None,
+                     serving_dir: Optional[str] = None) -> str:
   """Writes the PipelineJob JSON and returns its path.
 
-  `serving_dir` is where the Pushers write `<model>/<version>/` (the directory TF Serving
-  watches); default `<pipeline_root>/serving`.
+  `image` runs every task; it is required: without one TFX falls back to its own image
+  (gcr.io/tfx-oss-public/tfx), which has no sidrec and fails on the first sidrec component.
+  `data_dir` is where the tasks read the prepared data (`sidrec data`'s DIR/data, copied to
+  remote storage). `serving_dir` is where the Pushers write `<model>/<version>/` (the
+  directory TF Serving watches); default `<pipeline_root>/serving`.
   """
+  if not image:
+    raise ValueError("a container image with sidrec installed is required "
+                     "(tfx_pipeline/image/Dockerfile builds one)")
   pipeline_root = pipeline_root or os.path.abspath(config.pipeline_root)
   pipeline = pipeline_lib.create_pipeline(
       config, metadata_connection_config=None,
@@ -29,7 +36,7 @@ def compile_pipeline(config: config_lib.PipelineConfig, output_file: str,
       pipeline_root=pipeline_root,
       serving_dir=serving_dir or pipeline_root.rstrip("/") + "/serving")
   runner_config = tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-      default_image=image or None, display_name=config.name)
+      default_image=image, display_name=config.name)
   output_dir = os.path.dirname(os.path.abspath(output_file))
   os.makedirs(output_dir, exist_ok=True)
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
