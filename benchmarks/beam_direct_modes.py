@@ -10,7 +10,13 @@ they are not Beam) once per mode, each from an empty pipeline root on the same p
                      per core); each worker is a fresh Python that imports the Beam plugin
                      components/beam_worker.py
 and prints each Beam stage's seconds in both modes and the ratio multi / in-memory (< 1 is
-faster with workers). The machine drifts ±30% within minutes, so the matmul rate is printed
+faster with workers).
+
+    ... --stages SemanticIdJoiner,Transform [--rounds 2]
+
+re-times only those stages, alternating the modes for --rounds rounds, in the `in_memory`
+output of an earlier full run (upstream from the cache; a fresh `--job_name` per run keeps the
+timed stages themselves out of it). The machine drifts ±30% within minutes, so the matmul rate is printed
 before each mode. Each run's per-stage seconds come from the local runner's progress hook.
 """
 from __future__ import annotations
@@ -47,6 +53,8 @@ def main() -> None:
   parser.add_argument("--output", default="/tmp/sidrec-beam-modes")
   parser.add_argument("--workers", type=int, default=0)
   parser.add_argument("--order", default="in_memory,multi_processing")
+  parser.add_argument("--stages", help="comma-separated stages to re-time (see above)")
+  parser.add_argument("--rounds", type=int, default=2)
   args = parser.parse_args()
   from tests.fixtures import partial_pipeline
 
@@ -56,6 +64,9 @@ def main() -> None:
   from tfx_pipeline import local_runner
   local_runner.ensure_data(base)
   print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
+  if args.stages:
+    retime(base, args)
+    return
   seconds, wall = {}, {}
   for mode in args.order.split(","):
     out = os.path.join(args.output, mode)
@@ -83,6 +94,29 @@ def main() -> None:
     if len(values) == 2 and values[0]:
       line += f"{values[1] / values[0]:8.2f}"
     print(line)
+
+
+def retime(base, args) -> None:
+  from tests.fixtures import partial_pipeline
+  stages = args.stages.split(",")
+  config = dataclasses.replace(base, output_dir=os.path.join(args.output, "in_memory"))
+  rows = []
+  for round_ in range(args.rounds):
+    for mode in args.order.split(","):
+      marker = f"--job_name=sidrec-bench-{mode.replace('_', '-')}-{int(time.time())}"
+      rate = matmul_gflops()
+      got = partial_pipeline.run_partial(
+          config, stages, {s: mode_args(mode, args.workers) + (marker,) for s in stages})
+      rows.append((round_, mode, rate, {s: got[s] for s in stages}))
+      print(f"round {round_} {mode:17s} matmul {rate:4.0f} GFLOP/s  " +
+            "  ".join(f"{s} {got[s]:.1f}s" for s in stages), flush=True)
+  first, second = args.order.split(",")
+  for s in stages:
+    ratios = []
+    for round_ in range(args.rounds):
+      by_mode = {mode: times[s] for r, mode, _, times in rows if r == round_}
+      ratios.append(by_mode[second] / by_mode[first])
+    print(f"{s}: {second} / {first} per round: " + ", ".join(f"{r:.2f}" for r in ratios))
 
 
 if __name__ == "__main__":

@@ -41,3 +41,9 @@ class PackedExamples(types.Artifact):
   Layout and custom properties: contracts/packed_examples_io.py."""
   TYPE_NAME = "sidrec.PackedExamples"
   TYPE_ANNOTATION = system_artifacts.Dataset
+
+
+# Custom property of the stock Model (set by SidRankingTrainer) and ModelBlessing (set by
+# RepresentationEvaluator) artifacts: the representation the model ranks with. The baseline
+# query compiled for Kubeflow filters on it (tfx_pipeline/kubeflow_v2_runner.py).
+REPRESENTATION_PROPERTY = "representation"

@@ -141,3 +141,17 @@ def test_beam_pipeline_args_reach_the_beam_components(compiled):
     assert any(tuple(args[i:i + n]) == BEAM_ARGS for i in range(len(args) - n + 1)), (name, args)
     # Every Beam component's workers import the TFDV fix before they unpickle a DoFn.
     assert "--beam_plugins=components.beam_worker" in args, (name, args)
+
+
+def test_each_baseline_query_is_scoped_to_its_own_representation(compiled):
+  """TFX's V2 compiler drops the resolver's producer: without the representation condition
+  every Evaluator's baseline would be the latest blessed model of any representation."""
+  from tfx_pipeline import pipeline
+  config, job = compiled
+  executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+  for representation in config.representations:
+    prefix = pipeline.component_prefix(representation)
+    query = executors[f"{prefix}BaselineResolver-model-blessing-resolver_executor"]["resolver"]
+    assert query["outputArtifactQueries"]["model_blessing"]["filter"] == (
+        'schema_title="tfx.ModelBlessing" AND state=LIVE AND metadata.blessed.number_value=1'
+        f' AND metadata.representation.string_value="{representation}"')

@@ -6,12 +6,15 @@ runner differ. Beam arguments for a distributed runner (Dataflow, Flink, Spark) 
 components are referenced by dotted path) and `TF_USE_LEGACY_KERAS=1` in its environment:
 tfx_pipeline/image/Dockerfile builds it. `sidrec submit` (tfx_pipeline/submit.py) starts a run.
 """
+import json
 import os
 from typing import Optional
 
 from tfx import v1 as tfx
 
+from contracts import artifacts
 from contracts import config as config_lib
+from contracts import files
 from tfx_pipeline import pipeline as pipeline_lib
 
 
@@ -43,4 +46,30 @@ def compile_pipeline(config: config_lib.PipelineConfig, output_file: str, image:
       config=runner_config, output_dir=output_dir,
       output_filename=os.path.basename(output_file))
   runner.run(pipeline, write_out=True)
-  return os.path.join(output_dir, os.path.basename(output_file))
+  path = os.path.join(output_dir, os.path.basename(output_file))
+  with open(path) as f:
+    job = json.load(f)
+  scope_baseline_queries(job, config)
+  files.atomic_write_text(path, json.dumps(job, indent=2, sort_keys=True))
+  return path
+
+
+def scope_baseline_queries(job: dict, config: config_lib.PipelineConfig) -> None:
+  """Gives each `<R>BaselineResolver`'s blessing query the scope TFX's V2 compiler drops.
+
+  LatestBlessedModelStrategy compiles to two KFP resolver tasks: the latest LIVE ModelBlessing
+  with `blessed=1`, then the Model its `current_model_id` names. The local runner restricts
+  the first to blessings of `<R>Evaluator`; the compiled filter has no producer, so any
+  representation's blessing would do. The blessings name their model's representation
+  (components/representation_evaluator), and the filter gets that condition here.
+  """
+  executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+  for representation in config.representations:
+    label = (f"{pipeline_lib.component_prefix(representation)}BaselineResolver"
+             "-model-blessing-resolver_executor")
+    if label not in executors:
+      raise ValueError(f"the compiled spec has no {label}: TFX compiled the baseline "
+                       "resolver differently; update scope_baseline_queries")
+    query = executors[label]["resolver"]["outputArtifactQueries"]["model_blessing"]
+    query["filter"] += (f' AND metadata.{artifacts.REPRESENTATION_PROPERTY}.string_value='
+                        f'"{representation}"')

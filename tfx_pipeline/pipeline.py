@@ -15,7 +15,8 @@ Stages so far (later stages extend the same function):
   per representation R (model name R, component prefix e.g. SidSpm):
     <R>Trainer           SidRankingTrainer (stock Trainer + item tables), trainer.run.run_fn
     <R>BaselineResolver  the latest blessed model of <R>Trainer (the model already serving)
-    <R>Evaluator         TFMA on the eval split, sliced by item_cohort / item_popularity;
+    <R>Evaluator         TFMA on the eval split, sliced by item_cohort / item_popularity
+                         (the stock Evaluator; its blessing names the representation);
                          blesses the model when the AUC thresholds hold (incl. new items) and,
                          against the baseline, the AUC has not dropped by more than allowed
     <R>ServingGate       warmup requests from eval examples into a copy of the model, replayed
@@ -39,6 +40,7 @@ from components.content_embedder.component import ContentEmbedder
 from components.example_packer import spec as packer_spec
 from components.example_packer.component import ExamplePacker
 from components.pusher.component import ServingPusher
+from components.representation_evaluator.component import RepresentationEvaluator
 from components.ranking_trainer.component import SidRankingTrainer
 from components.semantic_id_assigner import spec as assigner_spec
 from components.semantic_id_assigner.component import SemanticIdAssigner
@@ -214,7 +216,7 @@ def create_pipeline(
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
                                        producer_component_id=f"{prefix}Evaluator"),
     ).with_id(f"{prefix}BaselineResolver")
-    evaluator = tfx.components.Evaluator(
+    evaluator = RepresentationEvaluator(
         examples=joiner.outputs[joiner_spec.JOINED_EXAMPLES_KEY], model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"],
         schema=joiner.outputs[joiner_spec.JOINED_SCHEMA_KEY], eval_config=eval_config,

@@ -1,6 +1,7 @@
 """Executor of SidRankingTrainer: TFX's GenericExecutor, plus the TrainerInputs
 (contracts/trainer_io.py) in fn_args.custom_config, and the packed chunks as the run_fn's
 train / eval files when ExamplePacker feeds the Trainer."""
+import json
 from typing import Any, Dict, List
 
 from tfx import types
@@ -12,12 +13,25 @@ from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 from components.ranking_trainer import spec
+from contracts import artifacts
 from contracts import packed_examples_io
 from contracts import semantic_ids_io
 from contracts import trainer_io
 
 
 class Executor(trainer_executor.GenericExecutor):
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    super().Do(input_dict, output_dict, exec_properties)
+    # Which representation the model ranks with: the Evaluator copies it onto its blessing,
+    # and the Kubeflow baseline query selects by it.
+    settings = trainer_io.TrainerSettings.from_custom_config(
+        json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}"))
+    for model in output_dict[standard_component_specs.MODEL_KEY]:
+      model.set_string_custom_property(artifacts.REPRESENTATION_PROPERTY,
+                                       settings.ranking.representation)
 
   def _GetFnArgs(self, input_dict: Dict[str, List[types.Artifact]],
                  output_dict: Dict[str, List[types.Artifact]],
