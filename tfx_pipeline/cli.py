@@ -6,6 +6,10 @@
   sidrec experiment --representations ... --seeds 0,1,2,3,4 [--table-budgets ...]
                     [--moc-scaling 1,2,3,7]     the comparison over seeds, mean ± std
   sidrec compile-kubeflow --output DIR ...      compile the same DAG for Kubeflow Pipelines V2
+  sidrec submit PIPELINE_JSON --kfp-host URL | --vertex-project P --vertex-region R
+                                                start a run of it (Kubeflow or Vertex AI)
+  sidrec run-compiled PIPELINE_JSON --pipeline-root DIR
+                                                run it on this machine as the KFP backend would
   sidrec serve --model-dir DIR/serving          tensorflow_model_server when installed, else
                                                 sidrec's local model server (same contract)
   sidrec predict --server HOST:PORT --model M --user-id U --item-ids I1,I2 [--new-item ...]
@@ -49,6 +53,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--epochs", type=int, help="ranking model training epochs")
   parser.add_argument("--table-budget", type=int,
                       help="rows per hashed SID table and the SentencePiece vocabulary size")
+  parser.add_argument("--beam-arg", action="append", metavar="=--FLAG=VALUE", default=[],
+                      help="a Beam pipeline option for every Beam component, e.g. "
+                           "--beam-arg=--direct_running_mode=multi_processing (repeatable; "
+                           "after the config's beam_pipeline_args, so a flag given here wins; "
+                           "README 'Beam runners' lists what Dataflow, Flink and Spark need)")
 
 
 def _representations(text: str) -> tuple:
@@ -104,6 +113,9 @@ def _build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
     config = config_lib.replace_section(config, "ranking", **ranking_changes)
   if args.representations:
     config = dataclasses.replace(config, representations=args.representations)
+  if getattr(args, "beam_arg", None):
+    config = dataclasses.replace(
+        config, beam_pipeline_args=tuple(config.beam_pipeline_args) + tuple(args.beam_arg))
   return config_lib.with_dataset_defaults(config)
 
 
@@ -148,8 +160,26 @@ def _cmd_compile_kubeflow(args: argparse.Namespace) -> int:
   config = build_config(args)
   path = kubeflow_v2_runner.compile_pipeline(
       config, output_file=args.pipeline_file, image=args.image,
-      pipeline_root=args.pipeline_root)
+      pipeline_root=args.pipeline_root, data_dir=args.data_dir)
   print(f"Kubeflow V2 pipeline spec written to {path}")
+  return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+  from tfx_pipeline import submit
+  try:
+    return submit.submit_main(args)
+  except submit.SubmitError as e:
+    raise UsageError(str(e)) from None
+
+
+def _cmd_run_compiled(args: argparse.Namespace) -> int:
+  from tfx_pipeline import kubeflow_local_launcher
+  try:
+    result = kubeflow_local_launcher.run_compiled(args.pipeline_json, args.pipeline_root)
+  except (ValueError, kubeflow_local_launcher.LaunchError) as e:
+    raise UsageError(str(e)) from None
+  print(f"Job {result['job']} finished; its artifacts are under {result['job_dir']}")
   return 0
 
 
@@ -216,8 +246,28 @@ def make_parser() -> argparse.ArgumentParser:
   _add_common(p)
   p.add_argument("--pipeline-file", default="sidrec_pipeline.json")
   p.add_argument("--pipeline-root", help="remote pipeline root, e.g. gs://bucket/sidrec")
-  p.add_argument("--image", default="", help="container image with sidrec installed")
+  p.add_argument("--data-dir", help="remote location of the prepared data (`sidrec data`'s "
+                 "DIR/data copied there, e.g. gs://bucket/sidrec-data); default: the local "
+                 "DIR/data, readable only where the cluster mounts it at that path")
+  p.add_argument("--image", required=True,
+                 help="required: the pipeline image every task runs, built from "
+                 "tfx_pipeline/image/Dockerfile and pushed, e.g. REGISTRY/sidrec:0.1.0 (no "
+                 "default: TFX's own image has no sidrec in it)")
   p.set_defaults(func=_cmd_compile_kubeflow)
+
+  from tfx_pipeline import submit as submit_lib  # argparse only: no TensorFlow import
+  p = sub.add_parser("submit", help="start a run of a compiled pipeline on Kubeflow Pipelines "
+                     "(kfp SDK) or Vertex AI Pipelines (REST)")
+  submit_lib.add_submit_arguments(p)
+  p.set_defaults(func=_cmd_submit)
+
+  p = sub.add_parser("run-compiled", help="run a compiled pipeline JSON on this machine as the "
+                     "Kubeflow backend would (tasks in subprocesses of this Python, no "
+                     "containers; tfx_pipeline/kubeflow_local_launcher.py)")
+  p.add_argument("pipeline_json", help="the PipelineJob JSON `sidrec compile-kubeflow` wrote")
+  p.add_argument("--pipeline-root", help="local directory for the run's artifacts and the "
+                 "ledger resolvers query (default: the job's gcsOutputDirectory, if local)")
+  p.set_defaults(func=_cmd_run_compiled)
 
   from serving import client as serving_client  # argparse only: no TensorFlow import
   from serving import server as serving_server

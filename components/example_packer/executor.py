@@ -6,11 +6,15 @@ and every Trainer of a run (one per representation, and per seed in `sidrec expe
 re-reads the same output. Packed once into chunks that store each feature column-wise, a read
 costs the proto overhead once per chunk instead of once per example.
 
-Chunks: each record goes to chunk `fingerprint(record) mod ceil(n / chunk_size)`, so a chunk is
-a uniform random sample of its split (Transform's output keeps the input order, one user's
-interactions together) and the packing is the same for the same data; inside a chunk records
-are ordered by fingerprint. The Trainer shuffles chunks and re-batches them
-(`trainer.run.read_packed`). Output is uncompressed: inflating is the cost this removes.
+Chunks: each record goes to chunk `fingerprint(canonical(record)) mod ceil(n / chunk_size)`, so
+a chunk is a uniform random sample of its split (Transform's output keeps the input order, one
+user's interactions together) and the packing is the same for the same data; inside a chunk
+records are ordered by fingerprint. The fingerprint is of the example serialized with its
+features in key order, not of Transform's bytes: protobuf writes a map field in an order that
+differs between processes, so the same example had other bytes in every run (found by
+comparing a `sidrec run-compiled` run with a LocalDagRunner run: other chunks, other models).
+The Trainer shuffles chunks and re-batches them (`trainer.run.read_packed`). Output is
+uncompressed: inflating is the cost this removes.
 """
 import hashlib
 import math
@@ -32,6 +36,12 @@ from contracts import packed_examples_io as layout
 def fingerprint(record: bytes) -> int:
   """A 63-bit content hash (Beam encodes ints as signed 64-bit)."""
   return int.from_bytes(hashlib.blake2b(record, digest_size=8).digest(), "little") >> 1
+
+
+def canonical(record: bytes) -> bytes:
+  """The serialized tf.Example with its feature map in key order (the same bytes for the same
+  example in every process)."""
+  return tf.train.Example.FromString(record).SerializeToString(deterministic=True)
 
 
 def packable_spec(transform_graph_uri: str) -> Dict[str, tf.io.FixedLenFeature]:
@@ -77,6 +87,7 @@ class PackChunkFn(beam.DoFn):
 
 
 def _chunk_key(record: bytes, count: int, chunk_size: int) -> Tuple[int, Tuple[int, bytes]]:
+  record = canonical(record)
   fp = fingerprint(record)
   return fp % max(1, math.ceil(count / chunk_size)), (fp, record)
 

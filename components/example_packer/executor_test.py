@@ -105,6 +105,25 @@ def test_packing_is_deterministic_and_reads_are_per_seed(tmp_path):
   assert order(3) == order(3) and order(3) != order(4)
 
 
+def test_the_chunk_of_an_example_does_not_depend_on_the_wire_order_of_its_features():
+  """protobuf writes a map field in an order that differs between processes, so Transform
+  gives the same example other bytes in another run; its chunk and its place in the chunk
+  must not change (they did: a compiled run and a local run trained on other chunks)."""
+  from google.protobuf.internal.encoder import _VarintBytes
+  example = tf.train.Example.FromString(_example(7))
+
+  def wire(names):  # the Example with its feature map entries in this order
+    features = b"".join(tf.train.Features(feature={n: example.features.feature[n]})
+                        .SerializeToString() for n in names)
+    return b"\x0a" + _VarintBytes(len(features)) + features
+
+  names = sorted(example.features.feature)
+  forward, backward = wire(names), wire(names[::-1])
+  assert forward != backward
+  assert tf.train.Example.FromString(forward) == tf.train.Example.FromString(backward)
+  assert executor._chunk_key(forward, 1000, 16) == executor._chunk_key(backward, 1000, 16)
+
+
 def test_var_length_features_are_refused_with_the_fix(tmp_path):
   with pytest.raises(ValueError, match=r"\['tokens'\] have no fixed shape.*pad"):
     _run(tmp_path, var_length=True)
