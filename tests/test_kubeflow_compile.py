@@ -9,7 +9,8 @@ from tests.test_pipeline_e2e import small_synthetic_config
 # What a distributed run would pass (PipelineConfig.beam_pipeline_args); none of them is a
 # default, so finding them in the spec means they came from the config.
 BEAM_ARGS = ("--runner=DataflowRunner", "--project=sidrec-test", "--region=europe-west4",
-             "--temp_location=gs://bucket/sidrec-tmp")
+             "--temp_location=gs://bucket/sidrec-tmp",
+             "--sdk_container_image=example.com/sidrec-beam:test")
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,31 @@ def test_each_baseline_query_is_scoped_to_its_own_representation(compiled):
     assert query["outputArtifactQueries"]["model_blessing"]["filter"] == (
         'schema_title="tfx.ModelBlessing" AND state=LIVE AND metadata.blessed.number_value=1'
         f' AND metadata.representation.string_value="{representation}"')
+
+
+def test_without_baselines_no_resolver_task_is_compiled(tmp_path):
+  """For KFP's open-source backend: no resolver tasks, and no Evaluator waits for one."""
+  from tfx_pipeline import kubeflow_v2_runner
+  config = dataclasses.replace(small_synthetic_config(str(tmp_path / "out")),
+                               representations=("sid_spm",))
+  path = kubeflow_v2_runner.compile_pipeline(
+      config, output_file=str(tmp_path / "p.json"), image="example.com/sidrec:test",
+      pipeline_root="gs://bucket/sidrec", baselines=False)
+  with open(path) as f:
+    spec = json.load(f)["pipelineSpec"]
+  assert not [k for k, e in spec["deploymentSpec"]["executors"].items() if "resolver" in e]
+  evaluator = spec["root"]["dag"]["tasks"]["SidSpmEvaluator"]
+  assert "baseline_model" not in evaluator.get("inputs", {}).get("artifacts", {})
+  assert "SidSpmPusher" in spec["root"]["dag"]["tasks"]
+
+
+def test_a_distributed_runner_without_a_worker_image_is_one_line_naming_the_flag(
+    tmp_path, capsys):
+  from tfx_pipeline import cli
+  assert cli.main(["compile-kubeflow", "--dataset", "synthetic", "--output", str(tmp_path),
+                   "--image", "example.com/sidrec:test", "--pipeline-file",
+                   str(tmp_path / "p.json"), "--beam-arg=--runner=FlinkRunner"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "--runner=FlinkRunner" in err
+  assert "--sdk_container_image=" in err
+  assert not (tmp_path / "p.json").exists()

@@ -253,6 +253,9 @@ def test_the_compiled_spec_runs_and_its_evaluators_match_the_local_run(first_loc
     assert blessing["metadata"]["current_model_id"] == \
         outputs[f"{prefix}Trainer"]["model"][0]["name"]
     assert bool(blessing["metadata"]["blessed"]) == expected["blessed"], representation
+    # What the compiled baseline query selects by (kubeflow_v2_runner.scope_baseline_queries).
+    assert blessing["metadata"]["representation"] == representation
+    assert outputs[f"{prefix}Trainer"]["model"][0]["metadata"]["representation"] == representation
     (pushed,) = outputs[f"{prefix}Pusher"]["pushed_model"]
     assert bool(pushed["metadata"]["pushed"]) == (expected["pushed_to"] is not None)
     if expected["pushed_to"] is not None:
@@ -355,3 +358,16 @@ def test_a_failing_task_stops_the_run_naming_it_and_its_log(tmp_path):
     launcher.run_compiled(_write(tmp_path, job), str(root))
   # What finished before is in the ledger (as it would be in the metadata store).
   assert [r["task"] for r in ledger_lib.Ledger(str(root)).records] == ["Producer"]
+
+
+def test_a_ledger_cut_off_mid_line_by_a_killed_run_keeps_its_whole_records(tmp_path):
+  with open(tmp_path / ledger_lib.LEDGER_FILE, "w") as f:
+    f.write(json.dumps({"id": 1, "name": "1"}) + "\n" + '{"id": 2, "na')
+  ledger = ledger_lib.Ledger(str(tmp_path))
+  assert [r["id"] for r in ledger.records] == [1] and ledger.new_name() == "2"
+  # The partial line is gone from the file, so the next append starts a line of its own.
+  assert (tmp_path / ledger_lib.LEDGER_FILE).read_text() == json.dumps({"id": 1, "name": "1"}) + "\n"
+  with open(tmp_path / ledger_lib.LEDGER_FILE, "w") as f:
+    f.write('{"id": 2, "na\n' + json.dumps({"id": 3, "name": "3"}) + "\n")
+  with pytest.raises(ledger_lib.LaunchError, match=r"line 1 is not a ledger record"):
+    ledger_lib.Ledger(str(tmp_path))

@@ -26,7 +26,7 @@ def pipeline_file(tmp_path_factory):
   assert cli.main(["compile-kubeflow", "--dataset", "synthetic", "--output", str(tmp / "out"),
                    "--representations", "sid_spm", "--pipeline-file", str(path),
                    "--pipeline-root", PIPELINE_ROOT, "--data-dir", "gs://bucket/data",
-                   "--image", "example.com/sidrec:test"]) == 0
+                   "--image", "example.com/sidrec:test", "--no-baselines"]) == 0
   job = json.loads(path.read_text())
   parameters = job["pipelineSpec"]["root"].setdefault("inputDefinitions", {}).setdefault(
       "parameters", {})
@@ -215,3 +215,20 @@ def test_vertex_errors_and_bad_input_are_one_line(pipeline_file, capsys, monkeyp
     assert cli.main(argv + ["--access-token", "t", "--param", "train_steps=many"]) == 2
     assert "parameter train_steps is INT: cannot use 'many'" in capsys.readouterr().err
     assert len(log) == sent
+
+
+def test_a_spec_with_resolver_tasks_is_refused_for_kubeflow_naming_the_fix(
+    pipeline_file, tmp_path, capsys):
+  """KFP's open-source backend does not run resolver tasks (its compiler answers "resolver not
+  implemented yet" when the run is created); the user learns it before anything is sent."""
+  _, job = pipeline_file
+  job = json.loads(json.dumps(job))
+  job["pipelineSpec"]["deploymentSpec"]["executors"]["SidSpmBaselineResolver-model-resolver_"
+                                                     "executor"] = {"resolver": {}}
+  path = tmp_path / "with_resolvers.json"
+  path.write_text(json.dumps(job))
+  assert cli.main(["submit", str(path), "--kfp-host", "http://127.0.0.1:9"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1
+  assert "SidSpmBaselineResolver-model-resolver_executor" in err
+  assert "--no-baselines" in err and "Vertex AI" in err

@@ -158,9 +158,13 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 def _cmd_compile_kubeflow(args: argparse.Namespace) -> int:
   from tfx_pipeline import kubeflow_v2_runner
   config = build_config(args)
-  path = kubeflow_v2_runner.compile_pipeline(
-      config, output_file=args.pipeline_file, image=args.image,
-      pipeline_root=args.pipeline_root, data_dir=args.data_dir)
+  try:
+    path = kubeflow_v2_runner.compile_pipeline(
+        config, output_file=args.pipeline_file, image=args.image,
+        pipeline_root=args.pipeline_root, data_dir=args.data_dir,
+        baselines=not args.no_baselines)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
   print(f"Kubeflow V2 pipeline spec written to {path}")
   return 0
 
@@ -253,6 +257,10 @@ def make_parser() -> argparse.ArgumentParser:
                  help="required: the pipeline image every task runs, built from "
                  "tfx_pipeline/image/Dockerfile and pushed, e.g. REGISTRY/sidrec:0.1.0 (no "
                  "default: TFX's own image has no sidrec in it)")
+  p.add_argument("--no-baselines", action="store_true",
+                 help="compile no BaselineResolvers (each Evaluator gates on the absolute "
+                 "thresholds only): for Kubeflow Pipelines' open-source backend, which does "
+                 "not run resolver tasks; Vertex AI Pipelines runs them")
   p.set_defaults(func=_cmd_compile_kubeflow)
 
   from tfx_pipeline import submit as submit_lib  # argparse only: no TensorFlow import

@@ -23,6 +23,8 @@ import re
 import time
 from typing import Dict, List, Optional
 
+from contracts import files
+
 LEDGER_FILE = "local_launcher_ledger.jsonl"
 
 _PLACEHOLDER = re.compile(r"\{\{\$\.inputs\.artifacts\['([^']+)'\]\.metadata\['([^']+)'\]\}\}")
@@ -55,7 +57,19 @@ class Ledger:
     self.records: List[dict] = []
     if os.path.exists(self.path):
       with open(self.path) as f:
-        self.records = [json.loads(line) for line in f if line.strip()]
+        lines = [line for line in f.read().split("\n") if line.strip()]
+      for number, line in enumerate(lines, 1):
+        try:
+          self.records.append(json.loads(line))
+        except json.JSONDecodeError:
+          # A run killed while it appended leaves a partial last line: that artifact's task
+          # did not finish recording, so it is not in the ledger (its task runs again).
+          if number < len(lines):
+            raise LaunchError(f"{self.path} line {number} is not a ledger record; the ledger "
+                              "is damaged: move it away to start the root afresh") from None
+          # Rewritten without it, or the next record would be appended to the partial line.
+          files.atomic_write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n"
+                                                     for r in self.records))
     self._next_id = max((r["id"] for r in self.records), default=0) + 1
 
   def new_name(self) -> str:

@@ -20,14 +20,16 @@ from tfx_pipeline import pipeline as pipeline_lib
 
 def compile_pipeline(config: config_lib.PipelineConfig, output_file: str, image: str,
                      pipeline_root: Optional[str] = None, data_dir: Optional[str] = None,
-                     serving_dir: Optional[str] = None) -> str:
+                     serving_dir: Optional[str] = None, baselines: bool = True) -> str:
   """Writes the PipelineJob JSON and returns its path.
 
   `image` runs every task; it is required: without one TFX falls back to its own image
   (gcr.io/tfx-oss-public/tfx), which has no sidrec and fails on the first sidrec component.
   `data_dir` is where the tasks read the prepared data (`sidrec data`'s DIR/data, copied to
   remote storage). `serving_dir` is where the Pushers write `<model>/<version>/` (the
-  directory TF Serving watches); default `<pipeline_root>/serving`.
+  directory TF Serving watches); default `<pipeline_root>/serving`. `baselines=False` compiles
+  no BaselineResolvers: Kubeflow Pipelines' open-source backend refuses resolver tasks
+  ("resolver not implemented yet"); Vertex AI Pipelines runs them.
   """
   if not image:
     raise ValueError("a container image with sidrec installed is required "
@@ -37,7 +39,7 @@ def compile_pipeline(config: config_lib.PipelineConfig, output_file: str, image:
       config, metadata_connection_config=None,
       data_dir=data_dir or os.path.abspath(config.data_dir),
       pipeline_root=pipeline_root,
-      serving_dir=serving_dir or pipeline_root.rstrip("/") + "/serving")
+      serving_dir=serving_dir or pipeline_root.rstrip("/") + "/serving", baselines=baselines)
   runner_config = tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
       default_image=image, display_name=config.name)
   output_dir = os.path.dirname(os.path.abspath(output_file))
@@ -49,7 +51,8 @@ def compile_pipeline(config: config_lib.PipelineConfig, output_file: str, image:
   path = os.path.join(output_dir, os.path.basename(output_file))
   with open(path) as f:
     job = json.load(f)
-  scope_baseline_queries(job, config)
+  if baselines:
+    scope_baseline_queries(job, config)
   files.atomic_write_text(path, json.dumps(job, indent=2, sort_keys=True))
   return path
 

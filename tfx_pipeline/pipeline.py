@@ -96,10 +96,24 @@ def transform_settings(config: config_lib.PipelineConfig) -> TransformSettings:
       spm_codebooks=(r.sid_codebook,))
 
 
+_IN_PROCESS_RUNNERS = ("DirectRunner", "FnApiRunner", "BundleBasedDirectRunner")
+# What tells TFX's BaseBeamExecutor that the workers already have every package.
+_WORKER_IMAGE_FLAGS = ("--sdk_container_image", "--worker_harness_container_image",
+                       "--setup_file", "--extra_package", "--requirements_file")
+
+
 def beam_args(config: config_lib.PipelineConfig) -> List[str]:
   """The config's Beam arguments plus the worker-imports plugin (components/beam_worker.py),
   which every runner with separate worker processes needs before a worker unpickles TFDV."""
   args = list(config.beam_pipeline_args)
+  runner = next((a.split("=", 1)[1] for a in args if a.startswith("--runner=")), "DirectRunner")
+  if runner not in _IN_PROCESS_RUNNERS and not any(a.startswith(_WORKER_IMAGE_FLAGS)
+                                                    for a in args):
+    # Without one TFX stages an sdist of itself whose requirements (TFDV and ml-metadata 1.21)
+    # do not load on this stack, and every worker would pip-install them.
+    raise ValueError(f"beam_pipeline_args name --runner={runner} but no worker image: add "
+                     "--sdk_container_image=REGISTRY/sidrec-beam:TAG (tfx_pipeline/image/"
+                     "beam_worker.Dockerfile; README 'Beam runners')")
   plugin = f"--beam_plugins={beam_worker.PLUGIN}"
   return args if plugin in args else args + [plugin]
 
@@ -128,11 +142,14 @@ def create_pipeline(
     data_dir: Optional[str] = None,
     pipeline_root: Optional[str] = None,
     serving_dir: Optional[str] = None,
+    baselines: bool = True,
 ) -> tfx.dsl.Pipeline:
   """Builds the DAG from the one PipelineConfig.
 
   `data_dir` / `pipeline_root` / `serving_dir` default to the config's local layout; the
-  Kubeflow runner passes remote (e.g. gs://) locations instead.
+  Kubeflow runner passes remote (e.g. gs://) locations instead. `baselines=False` leaves out
+  the BaselineResolvers (each Evaluator then gates on the absolute thresholds only), for
+  Kubeflow Pipelines' open-source backend, which does not run resolver tasks.
   """
   data_dir = data_dir or os.path.abspath(config.data_dir)
   pipeline_root = pipeline_root or os.path.abspath(config.pipeline_root)
@@ -209,7 +226,7 @@ def create_pipeline(
     # The model already serving, as TFX's penguin example finds it: the latest Model of this
     # Trainer that this Evaluator blessed. The first run has none; the Evaluator then gates on
     # the absolute thresholds only (TFMA drops change thresholds without a baseline).
-    baseline = tfx.dsl.Resolver(
+    baseline = None if not baselines else tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
                               producer_component_id=trainer.id),
@@ -218,7 +235,7 @@ def create_pipeline(
     ).with_id(f"{prefix}BaselineResolver")
     evaluator = RepresentationEvaluator(
         examples=joiner.outputs[joiner_spec.JOINED_EXAMPLES_KEY], model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["model"],
+        baseline_model=baseline.outputs["model"] if baseline else None,
         schema=joiner.outputs[joiner_spec.JOINED_SCHEMA_KEY], eval_config=eval_config,
         example_splits=["eval"]).with_id(f"{prefix}Evaluator")
     gate = ServingGate(
@@ -236,7 +253,7 @@ def create_pipeline(
             filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=os.path.join(serving_dir, model_name(representation))))
     ).with_id(f"{prefix}Pusher")
-    components += [trainer, baseline, evaluator, gate, pusher]
+    components += [c for c in (trainer, baseline, evaluator, gate, pusher) if c is not None]
   return tfx.dsl.Pipeline(
       pipeline_name=config.name,
       pipeline_root=pipeline_root,

@@ -219,6 +219,13 @@ def submit_kfp(pipeline_file: str, host: str, *, parameters: Dict[str, str],
   job = load_pipeline_job(pipeline_file)
   host = _kfp_host(host)
   where = f"Kubeflow Pipelines at {host}"
+  resolvers = sorted(label for label, executor in job["pipelineSpec"].get(
+      "deploymentSpec", {}).get("executors", {}).items() if "resolver" in executor)
+  if resolvers:
+    # backend/src/v2/compiler/argocompiler: Resolver() returns "resolver not implemented yet".
+    raise SubmitError(f"{pipeline_file} has resolver tasks ({resolvers[0]}, ...), which "
+                      "Kubeflow Pipelines' open-source backend does not run: compile it with "
+                      "`sidrec compile-kubeflow --no-baselines`, or submit to Vertex AI")
   values = runtime_parameters(job, parameters)
   root = _pipeline_root(job, pipeline_root, where)
   # kfp.Client's constructor asks healthz and, on an HTTP error, retries it 5 times 5 s apart
