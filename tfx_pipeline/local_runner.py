@@ -88,10 +88,6 @@ def _drop_known_noise(record: logging.LogRecord) -> bool:
   return not any(noise in message for noise in _KNOWN_NOISE)
 
 
-_DEPENDENCY_FLAGS = ("--setup_file", "--extra_package", "--requirements_file",
-                     "--sdk_container_image", "--worker_harness_container_image")
-
-
 def local_beam_args(config: config_lib.PipelineConfig) -> tuple:
   """Beam args for the local run: declare that workers need nothing staged.
 
@@ -103,7 +99,7 @@ def local_beam_args(config: config_lib.PipelineConfig) -> tuple:
   On Kubeflow, `beam_pipeline_args` must name the real image (or a setup file) instead.
   """
   args = tuple(config.beam_pipeline_args)
-  if not any(a.startswith(_DEPENDENCY_FLAGS) for a in args):
+  if not any(a.startswith(pipeline_lib.WORKER_IMAGE_FLAGS) for a in args):
     args += ("--sdk_container_image=in-process",)
   return args
 

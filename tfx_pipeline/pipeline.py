@@ -98,7 +98,7 @@ def transform_settings(config: config_lib.PipelineConfig) -> TransformSettings:
 
 _IN_PROCESS_RUNNERS = ("DirectRunner", "FnApiRunner", "BundleBasedDirectRunner")
 # What tells TFX's BaseBeamExecutor that the workers already have every package.
-_WORKER_IMAGE_FLAGS = ("--sdk_container_image", "--worker_harness_container_image",
+WORKER_IMAGE_FLAGS = ("--sdk_container_image", "--worker_harness_container_image",
                        "--setup_file", "--extra_package", "--requirements_file")
 
 
@@ -107,7 +107,7 @@ def beam_args(config: config_lib.PipelineConfig) -> List[str]:
   which every runner with separate worker processes needs before a worker unpickles TFDV."""
   args = list(config.beam_pipeline_args)
   runner = next((a.split("=", 1)[1] for a in args if a.startswith("--runner=")), "DirectRunner")
-  if runner not in _IN_PROCESS_RUNNERS and not any(a.startswith(_WORKER_IMAGE_FLAGS)
+  if runner not in _IN_PROCESS_RUNNERS and not any(a.startswith(WORKER_IMAGE_FLAGS)
                                                     for a in args):
     # Without one TFX stages an sdist of itself whose requirements (TFDV and ml-metadata 1.21)
     # do not load on this stack, and every worker would pip-install them.
