@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from typing import Any, Dict, Optional, Type, TypeVar
 
 from contracts import schema
@@ -21,7 +22,8 @@ from contracts.registry import representations as representation_registry
 
 T = TypeVar("T")
 
-DATASETS = ("ml-100k", "ml-1m", "synthetic")
+DATASETS = ("ml-100k", "ml-1m", "synthetic", "files")
+FILE_FORMATS = ("auto", "csv", "tsv", "parquet", "tfrecord")
 SPLIT_RULES = ("auto", "release_year", "first_seen_quantile")
 DISTRIBUTIONS = ("none", "mirrored", "multi_worker_mirrored", "parameter_server")
 
@@ -54,6 +56,56 @@ class SyntheticConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FilesConfig:
+  """The user's own interactions and catalog (`dataset="files"`; README "Your own data").
+
+  Interactions: one row per impression, with a user id, an item id, a time (unix seconds or
+  ISO-8601) and either a 0/1 label or a rating (label = rating >= positive_threshold), plus any
+  number of user feature columns (categorical strings or integers; each becomes the model
+  input `user_<column>`, a vocabulary built by Transform from the training split). Catalog: one
+  row per item, an item id and its text (one column, or `text_template` over several columns),
+  optionally a release time; without text, bring embeddings (EmbeddingConfig precomputed).
+  Paths: a file, a glob or a directory of shards, on any file system tf.io.gfile reads.
+  """
+  interactions: str = ""
+  catalog: str = ""
+  # auto = by file name: .csv, .tsv/.tab, .parquet/.pq, .tfrecord/.tfrecord.gz.
+  format: str = "auto"
+  # CSV/TSV only: the field delimiter ("" = "," for csv, tab for tsv) and whether the first
+  # line names the columns (without it, columns are named by position: "0", "1", ...).
+  delimiter: str = ""
+  header: bool = True
+  user_column: str = "user_id"
+  item_column: str = "item_id"
+  time_column: str = "timestamp"
+  # The 0/1 label column; unused when `rating_column` is set.
+  label_column: str = "label"
+  rating_column: str = ""
+  positive_threshold: float = 4.0
+  user_features: tuple = ()
+  # The catalog's item id column ("" = item_column) and text.
+  catalog_item_column: str = ""
+  text_column: str = "text"
+  # e.g. "{title}. Genres: {genres}" over catalog columns; "" = the text column as it is.
+  text_template: str = ""
+  # Release or first-available time (unix seconds, ISO-8601 or a four-digit year); "" = none,
+  # and then the release_year split rule cannot be used.
+  release_column: str = ""
+
+  def __post_init__(self):
+    if self.format not in FILE_FORMATS:
+      raise ValueError(f"data.files.format must be one of {FILE_FORMATS}, got {self.format!r}")
+    if len(self.delimiter) > 1:
+      raise ValueError(f"data.files.delimiter must be one character, got {self.delimiter!r}")
+    for name in self.user_features:
+      if not re.fullmatch(r"[A-Za-z0-9_]+", str(name)) or name == "id":
+        raise ValueError(f"user feature {name!r}: name user features by columns of letters, "
+                         "digits and '_' (not 'id': user_id is always a model input)")
+    if len(set(self.user_features)) != len(self.user_features):
+      raise ValueError(f"user features are listed twice: {list(self.user_features)}")
+
+
+@dataclasses.dataclass(frozen=True)
 class DataConfig:
   """Which dataset to prepare and how strict to be about bad rows."""
   dataset: str = "ml-1m"
@@ -64,8 +116,12 @@ class DataConfig:
   # year inside, the first SID level clusters by year and new items get unseen first codes).
   text_template: str = "{title}. Genres: {genres}"
   synthetic: SyntheticConfig = SyntheticConfig()
+  files: FilesConfig = FilesConfig()
 
   def __post_init__(self):
+    if self.dataset == "files" and not (self.files.interactions and self.files.catalog):
+      raise ValueError("dataset 'files' needs the interactions and the catalog: "
+                       "--interactions PATH --catalog PATH (or data.files in --config)")
     if self.dataset not in DATASETS:
       raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
 
@@ -496,7 +552,7 @@ def from_json(cls: Type[T], text: str) -> T:
 
 
 _DATACLASSES = {c.__name__: c for c in (
-    SyntheticConfig, DataConfig, SplitConfig, EmbeddingConfig, CodebookConfig, PipelineConfig,
+    SyntheticConfig, FilesConfig, DataConfig, SplitConfig, EmbeddingConfig, CodebookConfig, PipelineConfig,
     RankingConfig, EvaluationConfig, ServingConfig)}
 
 

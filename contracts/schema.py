@@ -46,6 +46,22 @@ ITEM_POPULARITY = "item_popularity"
 HISTORY_ITEM_IDS = "history_item_ids"
 HISTORY_PAD = ""
 
+# User features are declared by the data (MovieLens: age, gender, occupation; your own data:
+# the columns of FilesConfig.user_features): every interaction feature `user_<name>` but
+# user_id is one, categorical (bytes or int64), and becomes a model input by that name.
+USER_FEATURE_PREFIX = "user_"
+
+
+def user_feature(name: str) -> str:
+  """`country` -> `user_country`: the interaction feature of a declared user feature."""
+  return USER_FEATURE_PREFIX + name
+
+
+def user_features_in(feature_names) -> list:
+  """The declared user features among `feature_names` (raw names, e.g. `user_age`), sorted."""
+  return sorted(n for n in feature_names if n.startswith(USER_FEATURE_PREFIX) and n != USER_ID)
+
+
 # --- joined features, one pair per codebook ---
 ITEM_CODES_PREFIX = "item_codes_"
 HISTORY_CODES_PREFIX = "history_codes_"
