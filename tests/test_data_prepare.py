@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from contracts import schema
-from contracts.config import DataConfig, PipelineConfig, SplitConfig, SyntheticConfig
+from contracts.config import (CodebookConfig, DataConfig, PipelineConfig, SplitConfig,
+                              SyntheticConfig)
 from tests.fixtures import movielens_format as fx
 from tfx_pipeline.data import (DataError, format_split_stats, load_catalog, prepare_data,
                                read_examples, writer)
@@ -179,7 +180,8 @@ def test_lenient_drops_land_in_split_stats(tmp_path):
   source = fx.write_ml100k(tmp_path / "src", inter=inter)
   config = PipelineConfig(output_dir=str(tmp_path / "out"),
                           data=DataConfig(dataset="ml-100k", lenient=True),
-                          split=SplitConfig(new_item_fraction=0.25))
+                          split=SplitConfig(new_item_fraction=0.25),
+                          codebook=CodebookConfig(codebook_size=2))  # a 6-item catalog
   stats = prepare_data(config, source_dir=source)
   assert stats["dropped_rows"] == {"interactions:bad_timestamp": 1, "interactions:unknown_item": 1}
   with open(os.path.join(config.data_dir, schema.SPLIT_STATS_FILE)) as f:

@@ -132,10 +132,17 @@ def ensure_data(config: config_lib.PipelineConfig, force: bool = False) -> dict:
 
 
 def data_fingerprint(config: config_lib.PipelineConfig) -> str:
-  """The settings the prepared data depends on, as one comparable string."""
+  """The settings the prepared data depends on, as one comparable string; for your own data
+  also every input file's size and modification time (a file rewritten in place is new data)."""
+  inputs = {}
+  if config.data.dataset == "files":
+    from tfx_pipeline.data import files  # pylint: disable=g-import-not-at-top
+    inputs = {"inputs": files.input_fingerprint(config.data.files),
+              "text_required": config.embedding.encoder != "precomputed"}
   return json.dumps({"format": DATA_FORMAT_VERSION,
                      "data": json.loads(config_lib.to_json(config.data)),
-                     "split": json.loads(config_lib.to_json(config.split))}, sort_keys=True)
+                     "split": json.loads(config_lib.to_json(config.split)), **inputs},
+                    sort_keys=True)
 
 
 def write_serving_files(config: config_lib.PipelineConfig) -> list:

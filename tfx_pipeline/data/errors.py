@@ -24,16 +24,17 @@ class DataValidationError(DataError, ValueError):
   """An input file has a bad row (or header). Names file, line, field and the fix."""
 
   def __init__(self, path: str, line: Optional[int], field: Optional[str], problem: str,
-               fix: str, reason: str = ""):
+               fix: str, reason: str = "", unit: str = "line"):
     self.path = path
     self.line = line
     self.field = field
     self.problem = problem
     self.fix = fix
     self.reason = reason
+    self.unit = unit  # "line" (text files), "row" (Parquet), "record" (TFRecord)
     where = path
     if line is not None:
-      where += f", line {line}"
+      where += f", {unit} {line}"
     if field is not None:
       where += f", field '{field}'"
     super().__init__(f"{where}: {problem}. Fix: {fix}")
@@ -58,7 +59,8 @@ class BadRowPolicy:
     self.dropped: Dict[str, int] = {}
 
   def check(self, bad: np.ndarray, *, path: str, lines: np.ndarray, field: Optional[str],
-            reason: str, problem, fix: str) -> np.ndarray:
+            reason: str, problem, fix: str, unit: str = "line",
+            lenient_hint: str = "DataConfig.lenient=True") -> np.ndarray:
     """Handles the rows flagged in `bad` (bool array aligned with `lines`).
 
     Args:
@@ -81,11 +83,11 @@ class BadRowPolicy:
     if not self.lenient:
       more = f" ({n_bad - 1} more such row(s) in this file)" if n_bad > 1 else ""
       raise DataValidationError(path, int(lines[first]), field, text + more,
-                                fix + " (or set DataConfig.lenient=True to drop such rows)",
-                                reason=reason)
+                                fix + f" (or set {lenient_hint} to drop such rows)",
+                                reason=reason, unit=unit)
     self.add(reason, n_bad)
-    logger.warning("lenient: dropped %d row(s) of %s (%s), first at line %d field %r: %s",
-                   n_bad, path, reason, int(lines[first]), field, text)
+    logger.warning("lenient: dropped %d row(s) of %s (%s), first at %s %d field %r: %s",
+                   n_bad, path, reason, unit, int(lines[first]), field, text)
     return ~bad
 
   def add(self, reason: str, count: int) -> None:

@@ -29,9 +29,11 @@ import numpy as np
 
 from contracts.config import DataConfig, PipelineConfig
 from contracts import schema
+from tfx_pipeline.data import checks
 from tfx_pipeline.data import writer
 from tfx_pipeline.data.dataset import Dataset
 from tfx_pipeline.data.errors import DataError
+from tfx_pipeline.data.files import load_files
 from tfx_pipeline.data.movielens import load_movielens
 from tfx_pipeline.data.split import compute_split_stats, split_dataset
 from tfx_pipeline.data.synthetic import SyntheticData, generate_synthetic, write_synthetic_embeddings
@@ -39,16 +41,25 @@ from tfx_pipeline.data.synthetic import SyntheticData, generate_synthetic, write
 logger = logging.getLogger(__name__)
 
 
-def load_dataset(data_config: DataConfig,
-                 path: Optional[str] = None) -> Tuple[Dataset, Optional[SyntheticData]]:
+def load_dataset(data_config: DataConfig, path: Optional[str] = None,
+                 text_required: bool = True) -> Tuple[Dataset, Optional[SyntheticData]]:
   """The validated dataset named by `data_config.dataset` (+ generator truth if synthetic).
 
-  `path` overrides the MovieLens directory (the installed package by default).
+  `path` overrides the MovieLens directory (the installed package by default);
+  `text_required` False lets your own catalog's items come without text (brought embeddings).
   """
   if data_config.dataset == "synthetic":
     data = generate_synthetic(data_config.synthetic, data_config)
     return data.dataset, data
+  if data_config.dataset == "files":
+    return load_files(data_config, text_required=text_required), None
   return load_movielens(data_config.dataset, data_config, path=path), None
+
+
+def synthetic_embeddings_absent(config: PipelineConfig) -> bool:
+  """False for the synthetic generator's own embeddings, which preparation writes."""
+  return not (config.data.dataset == "synthetic" and os.path.basename(
+      config.embedding.precomputed_path) == schema.SYNTHETIC_EMBEDDINGS_FILE)
 
 
 def prepare_data(config: PipelineConfig, output_dir: Optional[str] = None,
@@ -62,12 +73,18 @@ def prepare_data(config: PipelineConfig, output_dir: Optional[str] = None,
   """
   start = time.time()
   out = os.path.abspath(output_dir or config.data_dir)
-  dataset, synthetic = load_dataset(config.data, source_dir)
+  brought = config.embedding.encoder == "precomputed" and synthetic_embeddings_absent(config)
+  dataset, synthetic = load_dataset(config.data, source_dir, text_required=not brought)
   loaded = time.time()
+  checks.check_catalog_size(dataset, config)
+  if brought:
+    checks.check_brought_embeddings(dataset, config)
   split = split_dataset(dataset, config.split)
   stats = compute_split_stats(dataset, split, config.split)
+  checks.check_split(dataset, stats, config)
   stats.update({k: v for k, v in dataset.info.items() if k not in stats})
   stats["sources"] = dict(dataset.sources)
+  stats["user_features"] = dict(dataset.user_features)
 
   with atomic_directory(out) as tmp:
     encoder = writer.InteractionEncoder(dataset, split, config.split.history_length)
@@ -125,6 +142,7 @@ _STAT_ROWS = (
     ("eval_positive_rate", "eval positive rate"),
     ("new_item_eval_positive_rate", "new-item eval positive rate"),
     ("history_length", "history length"),
+    ("user_features", "user features"),
     ("items_without_year", "items without year"),
     ("prepare_seconds", "prepare seconds"),
 )
@@ -159,6 +177,8 @@ def _fmt(value) -> str:
     return str(value)
   if isinstance(value, int):
     return f"{value:,}"
+  if isinstance(value, dict):
+    return ", ".join(f"{k} ({v})" for k, v in value.items()) or "none"
   if isinstance(value, float):
     return f"{value:.4f}" if value < 10 else f"{value:,.1f}"
   return str(value)

@@ -59,9 +59,12 @@ class InteractionEncoder:
     self.item_ids = _binary(items["item_id"])
     # Item ids plus "" (index num_items): the history padding.
     self.item_ids_or_pad = _binary(list(items["item_id"]) + [schema.HISTORY_PAD])
-    self.ages = users["age"].to_numpy().astype(np.int64)
-    self.genders = _binary(users["gender"])
-    self.occupations = _binary(users["occupation"])
+    # Declared user features: (values as an Arrow array, index per interaction).
+    self.user_features = {}
+    for name, kind in dataset.user_features.items():
+      values, index = dataset.user_feature_values(name)
+      self.user_features[name] = (pa.array(values, type=pa.int64()) if kind == "int64"
+                                  else _binary(values), index)
     self.cohort_names = _binary([schema.COHORT_NEW, schema.COHORT_SEEN])
     # Popularity = train interactions of the item (eval rows never count), bucketed.
     train_counts = np.bincount(self.item_index[split.train_rows], minlength=len(items))
@@ -80,9 +83,8 @@ class InteractionEncoder:
         schema.TIMESTAMP: _as_list(pa.array(self.timestamp[rows])),
         schema.RATING: _as_list(pa.array(self.rating[rows])),
         schema.LABEL: _as_list(pa.array(self.label[rows])),
-        schema.USER_AGE: _as_list(pa.array(self.ages[self.user_index[rows]])),
-        schema.USER_GENDER: _as_list(self.genders.take(users)),
-        schema.USER_OCCUPATION: _as_list(self.occupations.take(users)),
+        **{name: _as_list(values.take(pa.array(index[rows])))
+           for name, (values, index) in self.user_features.items()},
         schema.ITEM_COHORT: _as_list(self.cohort_names.take(pa.array(seen.astype(np.int64)))),
         schema.ITEM_POPULARITY: _as_list(self.popularity_names.take(
             pa.array(self.popularity_bucket[self.item_index[rows]]))),

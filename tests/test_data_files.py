@@ -1,0 +1,267 @@
+"""Your own data (`dataset="files"`): formats, the column contract, user features, validation.
+
+ML-100K exported at test time from the installed package (tests/fixtures/own_data.py) must
+prepare to exactly the examples `--dataset ml-100k` prepares, from CSV, Parquet and TFRecord;
+small synthetic files cover timestamps, labels, templates and user features; one table covers
+every bad input of issue 13 §2 (one line naming file, row, column and fix; nothing written).
+"""
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from contracts import config as config_lib
+from contracts import schema
+from tests.fixtures import own_data
+from tfx_pipeline.data import DataError, DataValidationError, prepare_data, read_examples
+
+SPLITS = (schema.TRAIN_DIR, schema.EVAL_DIR, schema.CATALOG_DIR)
+NOT_COMPARED = {"dataset", "sources", "load_seconds", "prepare_seconds", "output_dir"}
+
+
+def files_config(output_dir, files, **data):
+  config = config_lib.PipelineConfig(output_dir=str(output_dir))
+  config = config_lib.replace_section(config, "codebook", codebook_size=4)
+  return config_lib.replace_section(config, "data", dataset="files", files=files, **data)
+
+
+@pytest.fixture(scope="module")
+def ml100k_prepared(tmp_path_factory):
+  out = tmp_path_factory.mktemp("ml100k")
+  config = config_lib.replace_section(config_lib.PipelineConfig(output_dir=str(out)), "data",
+                                      dataset="ml-100k")
+  stats = prepare_data(config)
+  return stats, config.data_dir
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "tfrecord.gz"])
+def test_ml100k_as_own_files_prepares_the_same_split_and_examples(fmt, ml100k_prepared,
+                                                                  tmp_path):
+  stats, reference_dir = ml100k_prepared
+  files = own_data.export_ml100k(str(tmp_path / "export"), fmt)
+  config = config_lib.replace_section(files_config(tmp_path / "out", files), "codebook",
+                                      codebook_size=256)
+  got = prepare_data(config)
+  assert got["dataset"] == "files" and got["sources"]["interactions"] == files.interactions
+  assert {k: v for k, v in got.items() if k not in NOT_COMPARED} == \
+      {k: v for k, v in stats.items() if k not in NOT_COMPARED}
+  assert got["train_examples"] == 86308 and got["new_item_eval_examples"] > 0
+  for split in SPLITS:
+    assert own_data.canonical_examples(config.data_dir, split).equals(
+        own_data.canonical_examples(reference_dir, split)), split
+
+
+# --- small synthetic files ------------------------------------------------------------------
+def _synthetic(n_items=40, n_users=30, n=600, seed=0):
+  rng = np.random.default_rng(seed)
+  items = pd.DataFrame({"item": [f"sku-{k}" for k in range(n_items)],
+                        "name": [f"thing {k}" for k in range(n_items)],
+                        "kind": [["red", "blue"][k % 2] for k in range(n_items)],
+                        "text": [f"thing {k}, {['red', 'blue'][k % 2]}" for k in range(n_items)]})
+  user = rng.integers(0, n_users, n)
+  # Items enter over time, so the newest by first interaction are a real cold-start set.
+  item = np.minimum((np.arange(n) * n_items // n) + rng.integers(-3, 4, n), n_items - 1)
+  item = np.maximum(item, 0)
+  inter = pd.DataFrame({"user": [f"u{u}" for u in user], "item": [f"sku-{k}" for k in item],
+                        "time": 1_600_000_000 + np.arange(n) * 3600,
+                        "clicked": rng.integers(0, 2, n),
+                        "country": [["de", "fr", "jp"][u % 3] for u in user],
+                        "tier": user % 4})
+  return inter, items
+
+
+def _write(tmp_path, inter, items, fmt="csv", **files):
+  d = tmp_path / "in"
+  d.mkdir(exist_ok=True)
+  cfg = dict(interactions=own_data.write_frame(inter, str(d / f"inter.{fmt}")),
+             catalog=own_data.write_frame(items, str(d / f"items.{fmt}")),
+             user_column="user", item_column="item", time_column="time", label_column="clicked",
+             user_features=("country", "tier"))
+  cfg.update(files)
+  return config_lib.FilesConfig(**cfg)
+
+
+def test_declared_user_features_become_example_features_by_kind(tmp_path):
+  inter, items = _synthetic()
+  config = files_config(tmp_path / "out", _write(tmp_path, inter, items))
+  stats = prepare_data(config)
+  assert stats["user_features"] == {"user_country": "bytes", "user_tier": "int64"}
+  rows = read_examples(os.path.join(config.data_dir, schema.TRAIN_DIR),
+                       {"user_country": "bytes", "user_tier": "int64"})
+  by_user = inter.groupby("user").first()
+  for row in rows[:50]:
+    assert row["user_country"] == by_user.loc[row["user_id"], "country"]
+    assert row["user_tier"] == by_user.loc[row["user_id"], "tier"]
+    assert not {"user_age", "user_gender", "user_occupation"} & set(row)
+  assert {r["label"] for r in rows} == {0, 1}
+
+
+def test_no_user_features_and_iso_times_and_a_text_template(tmp_path):
+  inter, items = _synthetic()
+  iso = inter.assign(time=pd.to_datetime(inter["time"], unit="s", utc=True)
+                     .dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+  a = prepare_data(files_config(tmp_path / "a", _write(tmp_path, inter, items,
+                                                       user_features=())))
+  b_config = files_config(tmp_path / "b", _write(
+      tmp_path, iso.drop(columns=["country", "tier"]), items.drop(columns=["text"]),
+      user_features=(), text_template="{name}, {kind}"))
+  b = prepare_data(b_config)
+  assert a["user_features"] == {} and b["user_features"] == {}
+  assert {k: v for k, v in a.items() if k not in NOT_COMPARED} == \
+      {k: v for k, v in b.items() if k not in NOT_COMPARED}
+  for split in SPLITS:  # same times, same text: the same examples
+    assert own_data.canonical_examples(str(tmp_path / "a" / "data"), split).equals(
+        own_data.canonical_examples(b_config.data_dir, split))
+  rows = read_examples(os.path.join(b_config.data_dir, schema.TRAIN_DIR))
+  assert not [k for k in rows[0] if schema.user_features_in([k])]
+
+
+def test_tsv_directory_of_shards_and_lenient_counts(tmp_path):
+  inter, items = _synthetic()
+  shards = tmp_path / "logs"
+  shards.mkdir()
+  for k, part in enumerate(np.array_split(inter, 3)):
+    part.to_csv(shards / f"part-{k}.tsv", sep="\t", index=False)
+  bad = inter.copy()
+  bad.loc[5, "clicked"] = 7
+  bad.loc[9, "item"] = "sku-unknown"
+  bad.to_csv(shards / "part-3.tsv", sep="\t", index=False)
+  (shards / "_SUCCESS").write_text("")
+  files = _write(tmp_path, inter, items)
+  files = dataclasses.replace(files, interactions=str(shards))
+  stats = prepare_data(files_config(tmp_path / "out", files, lenient=True))
+  assert stats["interactions"] == 2 * len(inter) - 2
+  assert stats["dropped_rows"] == {"interactions:bad_label": 1, "interactions:unknown_item": 1}
+
+
+# --- every bad input: one line, named, nothing written --------------------------------------
+def _case_files(tmp_path, change):
+  inter, items = _synthetic()
+  files = {}
+  change(inter, items, files)
+  return inter, items, files
+
+
+BAD_INPUTS = [
+    # id, change(inter, items, files_kwargs), fragments the message must hold
+    ("missing_file", lambda i, c, f: f.update(interactions="/nonexistent/logs.csv"),
+     ["/nonexistent/logs.csv", "does not exist", "--interactions"]),
+    ("missing_column", lambda i, c, f: f.update(user_column="uid"),
+     ["inter.csv", "no column 'uid'", "--columns"]),
+    ("bad_time", lambda i, c, f: i.__setitem__("time", i["time"].astype(object))
+     or i.loc.__setitem__((6, "time"), "yesterday"),
+     ["inter.csv, line 8", "'time'", "'yesterday'", "ISO-8601"]),
+    ("milliseconds", lambda i, c, f: i.loc.__setitem__((3, "time"), 1_600_000_000_000),
+     ["line 5", "milliseconds", "divide milliseconds by 1000"]),
+    ("label_not_01", lambda i, c, f: i.loc.__setitem__((2, "clicked"), 2),
+     ["line 4", "'clicked'", "not 0 or 1", "--positive-threshold"]),
+    ("rating_not_numeric", lambda i, c, f: (i.__setitem__("clicked", i["clicked"].astype(object)),
+                                            i.loc.__setitem__((4, "clicked"), "five"),
+                                            f.update(rating_column="clicked")),
+     ["line 6", "rating 'five' is not a number"]),
+    ("empty_user", lambda i, c, f: (i.__setitem__("user", i["user"].astype(object)),
+                                    i.loc.__setitem__((7, "user"), "")),
+     ["line 9", "'user'", "user id is empty"]),
+    ("empty_item", lambda i, c, f: i.loc.__setitem__((8, "item"), ""),
+     ["line 10", "'item'", "item id is empty"]),
+    ("unknown_item", lambda i, c, f: i.loc.__setitem__((10, "item"), "sku-999"),
+     ["line 12", "'sku-999' is not in the catalog", "add the item to the catalog"]),
+    ("duplicate_catalog_id", lambda i, c, f: c.loc.__setitem__((5, "item"), "sku-2"),
+     ["items.csv, line 7", "'sku-2' is listed again", "line 4"]),
+    ("empty_text", lambda i, c, f: c.loc.__setitem__((3, "text"), ""),
+     ["items.csv, line 5", "'sku-3' has empty text and no embedding", "precomputed"]),
+    ("too_few_items_for_codes", lambda i, c, f: f.update(codebook_size=64),
+     ["40 items", "64 codes", "codebook_size to at most 40"]),
+    ("no_positives", lambda i, c, f: i.__setitem__("clicked", 0),
+     ["training split has no positives", "label column"]),
+    ("no_new_items", lambda i, c, f: (c.__setitem__("released", "1999"),
+                                      f.update(release_column="released", rule="release_year")),
+     ["'release year >= 2000' holds out 0 items", "lower split.new_item_year"]),
+]
+
+
+def _prepare_case(tmp_path, change):
+  inter, items, extra = _case_files(tmp_path, change)
+  codebook_size = extra.pop("codebook_size", 4)
+  rule = extra.pop("rule", "auto")
+  files = _write(tmp_path, inter, items, **extra)
+  config = config_lib.replace_section(files_config(tmp_path / "out", files), "codebook",
+                                      codebook_size=codebook_size)
+  return config_lib.replace_section(config, "split", rule=rule)
+
+
+@pytest.mark.parametrize("name,change,fragments", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_one_line_naming_it_and_writes_nothing(name, change, fragments, tmp_path):
+  good = _prepare_case(tmp_path, lambda i, c, f: None)
+  prepare_data(good)
+  stats_file = os.path.join(good.data_dir, schema.SPLIT_STATS_FILE)
+  before = open(stats_file).read()
+  config = _prepare_case(tmp_path, change)
+  with pytest.raises(DataError) as raised:
+    prepare_data(config)
+  message = str(raised.value)
+  assert "\n" not in message
+  for fragment in fragments:
+    assert fragment in message, (name, message)
+  assert open(stats_file).read() == before  # the previous prepared data is untouched
+  assert sorted(os.listdir(tmp_path / "out")) == ["data"]  # and no temp dir is left
+
+
+def test_bad_csv_line_width_is_named(tmp_path):
+  inter, items = _synthetic()
+  files = _write(tmp_path, inter, items)
+  with open(files.interactions, "a") as f:
+    f.write("u1,sku-1,1600000000,1,de,0,extra\n")
+  with pytest.raises(DataValidationError, match=r"inter.csv, line 602: the line has 7 "
+                     r"field\(s\) but the header has 6"):
+    prepare_data(files_config(tmp_path / "out", files))
+
+
+def _embeddings(tmp_path, items, change=None, dim=8):
+  vectors = np.random.default_rng(0).normal(size=(len(items), dim)).astype(np.float32)
+  ids = list(items["item"])
+  if change:
+    vectors, ids = change(vectors, ids)
+  np.save(tmp_path / "emb.npy", vectors)
+  (tmp_path / "emb_ids.txt").write_text("\n".join(ids) + "\n")
+  return str(tmp_path / "emb.npy")
+
+
+@pytest.mark.parametrize("name,change,fragment", [
+    ("nan", lambda v, i: (np.where(np.arange(len(v))[:, None] == 4, np.nan, v), i),
+     "item 'sku-4' (row 5) has a NaN or infinite value"),
+    ("inf", lambda v, i: (np.where(np.arange(len(v))[:, None] == 2, np.inf, v), i),
+     "item 'sku-2' (row 3) has a NaN or infinite value"),
+    ("zero", lambda v, i: (np.where(np.arange(len(v))[:, None] == 7, 0.0, v), i),
+     "item 'sku-7' (row 8) has an all-zero vector"),
+    ("missing", lambda v, i: (v[:-1], i[:-1]), "1 catalog item(s) have no embedding, e.g. "
+     "'sku-39'"),
+    ("missized", None, "vectors have 8 dimensions, but embedding.dimension is 16"),
+])
+def test_brought_embeddings_are_checked_before_anything_runs(name, change, fragment, tmp_path):
+  inter, items = _synthetic()
+  items = items.assign(text="")  # no text: the embeddings are all there is
+  config = files_config(tmp_path / "out", _write(tmp_path, inter, items))
+  config = config_lib.replace_section(
+      config, "embedding", encoder="precomputed", precomputed_format="npy",
+      precomputed_path=_embeddings(tmp_path, items, change),
+      dimension=16 if name == "missized" else 0)
+  with pytest.raises(DataError, match=None) as raised:
+    prepare_data(config)
+  assert fragment in str(raised.value)
+  assert not os.path.exists(config.data_dir)
+
+
+def test_brought_embeddings_let_items_come_without_text(tmp_path):
+  inter, items = _synthetic()
+  items = items.assign(text="")
+  config = files_config(tmp_path / "out", _write(tmp_path, inter, items))
+  config = config_lib.replace_section(config, "embedding", encoder="precomputed",
+                                      precomputed_format="npy",
+                                      precomputed_path=_embeddings(tmp_path, items))
+  stats = prepare_data(config)
+  assert stats["items"] == 40
+  assert json.load(open(os.path.join(config.data_dir, schema.SPLIT_STATS_FILE)))["items"] == 40
