@@ -53,7 +53,6 @@ from contracts import serving_api as api
 TARGET_P99_MS = 20.0
 CANDIDATE_COUNTS = (1, 10, 100, 1000)
 SERVER_NAME = "sidrec's local model server (a stand-in for tensorflow_model_server)"
-USER_FIELDS = (S.USER_ID, S.USER_AGE, S.USER_GENDER, S.USER_OCCUPATION)
 
 
 class MissingInput(Exception):
@@ -114,7 +113,9 @@ def read_examples(data_dir: str, limit: int = 3000) -> List[Dict[str, object]]:
   for record in ds:
     feats = tf.train.Example.FromString(record.numpy()).features.feature
     row = {}
-    for name in USER_FIELDS + (S.ITEM_ID, S.HISTORY_ITEM_IDS):
+    # user_id, every user feature the data declares (its `user_*` features), item and history.
+    names = [S.USER_ID, *S.user_features_in(feats), S.ITEM_ID, S.HISTORY_ITEM_IDS]
+    for name in names:
       f = feats[name]
       values = list(f.int64_list.value) if f.HasField("int64_list") else list(f.bytes_list.value)
       row[name] = values if name == S.HISTORY_ITEM_IDS else values[0]
@@ -135,14 +136,13 @@ def make_request(examples: Sequence[Dict[str, object]], user_index: int, num_can
   history = list(user[S.HISTORY_ITEM_IDS])[-history_length:]
   history = [S.HISTORY_PAD.encode()] * (history_length - len(history)) + history
   n = num_candidates
-  return {
-      S.USER_ID: np.array([user[S.USER_ID]] * n, dtype=object),
-      S.USER_AGE: np.full([n], int(user[S.USER_AGE]), dtype=np.int64),
-      S.USER_GENDER: np.array([user[S.USER_GENDER]] * n, dtype=object),
-      S.USER_OCCUPATION: np.array([user[S.USER_OCCUPATION]] * n, dtype=object),
-      S.ITEM_ID: candidates,
-      S.HISTORY_ITEM_IDS: np.array([history] * n, dtype=object),
-  }
+  request = {S.USER_ID: np.array([user[S.USER_ID]] * n, dtype=object)}
+  for name in S.user_features_in(user):  # int64 or bytes, as the data declares them
+    value = user[name]
+    request[name] = np.array([value] * n, dtype=object if isinstance(value, bytes) else np.int64)
+  request[S.ITEM_ID] = candidates
+  request[S.HISTORY_ITEM_IDS] = np.array([history] * n, dtype=object)
+  return request
 
 
 def request_pool(examples, count: int, num_candidates: int = 100) -> List[Dict[str, np.ndarray]]:

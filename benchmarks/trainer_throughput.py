@@ -56,7 +56,9 @@ BASELINE = 100_000.0
 SID_CODEBOOK = "rqvae"
 SPM = F.item_spm_tokens(SID_CODEBOOK)
 # ML-1M-like sizes; main() sets the history length from --history.
-SIZES = F.VocabSizes(user_id=6041, user_age=8, user_gender=3, user_occupation=22,
+AGE, GENDER, OCCUPATION = (F.user_token(n) for n in ("user_age", "user_gender",
+                                                      "user_occupation"))
+SIZES = F.VocabSizes(user_id=6041, user_features={AGE: 8, GENDER: 3, OCCUPATION: 22},
                      num_items=3000,
                      codebooks={SID_CODEBOOK: F.CodebookSizes(3, 256, spm_vocab_size=8000)},
                      history_length=10)
@@ -74,8 +76,8 @@ def make_batches(batch: int, history: int, num_batches: int = 16, seed: int = 0)
     return np.where(np.arange(s) < count[..., None], pieces, 0).astype(np.int64)
 
   count = rng.integers(1, history + 1, n)
-  feats = {F.USER_ID: rng.integers(1, 6041, n), F.USER_AGE: rng.integers(1, 8, n),
-           F.USER_GENDER: rng.integers(1, 3, n), F.USER_OCCUPATION: rng.integers(1, 22, n),
+  feats = {F.USER_ID: rng.integers(1, 6041, n), AGE: rng.integers(1, 8, n),
+           GENDER: rng.integers(1, 3, n), OCCUPATION: rng.integers(1, 22, n),
            F.ITEM_RANDOM_ID: rng.integers(0, 1000, n),
            F.history_name(F.ITEM_RANDOM_ID): rng.integers(0, 1000, (n, history)),
            SPM: spm((n,)), F.history_name(SPM): spm((n, history)),

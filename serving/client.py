@@ -14,7 +14,9 @@ embedding for a SID model is first turned into codes by the codebook's `assign` 
 
 Names, dtypes and widths (history length N, code columns C, embedding size D) are read from
 the model's metadata, never assumed, so one client serves every representation the pipeline
-trains. `predict_main` / `add_predict_arguments` are the `sidrec predict` command line.
+trains. So are the user fields: `user_id` and every other `user_*` input of serving_default,
+the user features the model's data declared (MovieLens: user_age, user_gender,
+user_occupation; another dataset its own), each optional. `predict_main` / `add_predict_arguments` are the `sidrec predict` command line.
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ from contracts import serving_api as api
 
 PROTOCOLS = ("grpc", "rest")
 FORMS = ("column", "row")
-USER_FIELDS = (S.USER_ID, S.USER_AGE, S.USER_GENDER, S.USER_OCCUPATION)
-# What a user who gives only an id gets for the other fields: the values the transform graph
-# maps to its out-of-vocabulary buckets.
-USER_DEFAULTS = {S.USER_AGE: 0, S.USER_GENDER: "", S.USER_OCCUPATION: ""}
+# What a user who gives only an id gets for a user feature not given, by the input's dtype:
+# values the transform graph maps to the out-of-vocabulary token (the vocabularies never
+# hold "" or "0").
+STRING_USER_DEFAULT, NUMERIC_USER_DEFAULT = "", 0
 
 # How each ranked item was scored (RankedItem.source).
 SOURCE_TABLE = "table"  # the item is in the model's tables: its own codes
@@ -505,7 +507,11 @@ class ServingClient:
     """Scores `candidate_ids` for `user`; returns them sorted by score, highest first.
 
     Args:
-      user: user_id (required), user_age, user_gender, user_occupation (defaults: 0, "", "").
+      user: user_id (required) and any of the model's user features: the `user_*` inputs of
+        its serving_default (MovieLens: user_age, user_gender, user_occupation), each by its
+        input name or without the `user_` prefix (`age`); one not given is sent as 0 (int64
+        inputs) or "" (string inputs), the out-of-vocabulary token. A field the model does
+        not take, or a value of the wrong type, is a ServingError naming it.
       candidate_ids: the item ids to rank.
       history: the user's past item ids, most recent last; padded with "" / cut to the
         model's history length N (the most recent N kept), read from its metadata.
@@ -604,26 +610,76 @@ def _checked_inputs(sig: SignatureInfo, arrays: Dict[str, np.ndarray]) -> Dict[s
   return out
 
 
+def user_fields(sig: SignatureInfo) -> Dict[str, TensorInfo]:
+  """The user inputs of a signature by name: user_id first, then every other `user_*` input
+  (the user features the model's data declared), sorted."""
+  names = sorted(n for n in sig.inputs if n.startswith(S.USER_FEATURE_PREFIX))
+  names.sort(key=lambda n: n != S.USER_ID)
+  return {n: sig.inputs[n] for n in names}
+
+
+def _user_field_name(key: str, fields: Mapping[str, TensorInfo]) -> Optional[str]:
+  """A user field as given (`user_age`, or `age` without the prefix) -> its input name."""
+  if key in fields or key == S.USER_ID:
+    return key
+  prefixed = S.user_feature(key)
+  return prefixed if prefixed in fields else None
+
+
+def _user_value(name: str, info: TensorInfo, value: Any, sig_name: str) -> np.ndarray:
+  """One user field's value as the input's dtype; ServingError naming the input otherwise."""
+  if info.dtype == "string":
+    if isinstance(value, (str, bytes)) or (isinstance(value, (int, np.integer))
+                                          and not isinstance(value, bool)):
+      return np.asarray(value if isinstance(value, bytes) else str(value), object)
+  else:
+    text = value.decode(errors="replace") if isinstance(value, bytes) else value
+    try:
+      if isinstance(text, bool):
+        raise ValueError
+      if isinstance(text, str):
+        number = int(text.strip())
+      elif isinstance(text, (int, np.integer)):
+        number = int(text)
+      elif isinstance(text, (float, np.floating)) and float(text).is_integer():
+        number = int(text)
+      else:
+        raise ValueError
+      return np.asarray(number, _np_dtype(info.dtype))
+    except (TypeError, ValueError, OverflowError):
+      pass
+  kind = "a string" if info.dtype == "string" else "an integer"
+  raise ServingError("INVALID_ARGUMENT",
+                     f"user field {name} = {value!r}: signature {sig_name} takes {name} as "
+                     f"{info.dtype}; give {kind}")
+
+
 def _user_inputs(sig: SignatureInfo, user: Mapping[str, Any]) -> Dict[str, np.ndarray]:
+  """The user fields of `sig` as [] arrays of their dtypes: `user`'s values by name (with or
+  without the `user_` prefix), the out-of-vocabulary default for each one not given."""
   if not user or user.get(S.USER_ID) in (None, ""):
     raise ServingError("INVALID_ARGUMENT", f"user needs a {S.USER_ID}")
-  unknown = sorted(set(user) - set(USER_FIELDS))
-  if unknown:
-    raise ServingError("INVALID_ARGUMENT",
-                       f"user field {unknown[0]!r} unknown; the fields are {list(USER_FIELDS)}")
+  fields = user_fields(sig)
+  known = list(dict.fromkeys([S.USER_ID, *fields]))
+  given: Dict[str, Any] = {}
+  for key, value in user.items():
+    name = _user_field_name(str(key), fields)
+    if name is None:
+      raise ServingError("INVALID_ARGUMENT",
+                         f"user field {key!r} is not an input of signature {sig.name}; its "
+                         f"user fields are {known} (the `user_` prefix may be left out)")
+    if name in given:
+      raise ServingError("INVALID_ARGUMENT",
+                         f"user field {name} given twice (as {name} and without the `user_` "
+                         f"prefix); give it once")
+    given[name] = value
   out = {}
-  for name in USER_FIELDS:
-    if name not in sig.inputs:
-      continue
-    value = user.get(name, USER_DEFAULTS.get(name))
-    if sig.inputs[name].dtype == "string":
-      out[name] = np.asarray(str(value), object)
+  for name, info in fields.items():
+    if name in given:
+      out[name] = _user_value(name, info, given[name], sig.name)
     else:
-      try:
-        out[name] = np.asarray(int(value), np.int64)
-      except (TypeError, ValueError):
-        raise ServingError("INVALID_ARGUMENT",
-                           f"user {name} {value!r}: the model takes an integer") from None
+      out[name] = np.asarray(STRING_USER_DEFAULT, object) if info.dtype == "string" else (
+          np.asarray(NUMERIC_USER_DEFAULT, _np_dtype(info.dtype)))
   return out
 
 
@@ -827,9 +883,13 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
   which.add_argument("--label", help=f"ask for the version under this label "
                                      f"({api.STABLE_LABEL}, {api.CANARY_LABEL})")
   parser.add_argument("--user-id", required=True)
-  parser.add_argument("--user-age", type=int, default=USER_DEFAULTS[S.USER_AGE])
-  parser.add_argument("--user-gender", default=USER_DEFAULTS[S.USER_GENDER])
-  parser.add_argument("--user-occupation", default=USER_DEFAULTS[S.USER_OCCUPATION])
+  parser.add_argument("--user-feature", action="append", default=[], metavar="NAME=VALUE",
+                      type=parse_user_feature,
+                      help="one of the model's user features (repeatable), e.g. age=25 or "
+                           "user_gender=F: NAME is a user_* input of its serving_default (the "
+                           "user_ prefix may be left out); a feature not given is sent as 0 / "
+                           "\"\" (out of vocabulary). An unknown NAME is refused with the "
+                           "model's list")
   parser.add_argument("--item-ids", default="", help="candidates: I1,I2,...")
   parser.add_argument("--item-id", action="append", default=[], metavar="ID",
                       help="one candidate (repeatable; for ids holding commas, e.g. MovieLens "
@@ -850,6 +910,16 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
                              "SIDs")
   parser.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
   return parser
+
+
+def parse_user_feature(spec: str) -> Tuple[str, str]:
+  """`--user-feature NAME=VALUE` -> (NAME, VALUE); argparse reports a malformed one."""
+  name, sep, value = spec.partition("=")
+  if not sep or not name.strip():
+    raise argparse.ArgumentTypeError(
+        f"{spec!r}: write NAME=VALUE, NAME a user feature of the model (e.g. age=25 or "
+        f"user_gender=F)")
+  return name.strip(), value
 
 
 def _split_ids(text: str) -> List[str]:
@@ -930,8 +1000,12 @@ def predict_main(args: argparse.Namespace) -> int:
   if getattr(args, "codebook_dir", None) and not os.path.isdir(args.codebook_dir):
     raise ValueError(f"--codebook-dir {args.codebook_dir}: not a directory (give the codebook's "
                      "SavedModel directory)")
-  user = {S.USER_ID: args.user_id, S.USER_AGE: args.user_age, S.USER_GENDER: args.user_gender,
-          S.USER_OCCUPATION: args.user_occupation}
+  user: Dict[str, str] = {S.USER_ID: args.user_id}
+  for name, value in getattr(args, "user_feature", []) or []:
+    if name in user or S.user_feature(name) == S.USER_ID:
+      raise ValueError(f"--user-feature {name}: given twice (the user id is --user-id; give "
+                       f"each feature once)")
+    user[name] = value
   kwargs = dict(protocol=args.protocol, timeout_seconds=args.timeout)
   client = ServingClient(args.server, args.model, version=args.version, label=args.label,
                          **kwargs)

@@ -200,7 +200,8 @@ def test_predict_main_prints_the_ranking(server, tmp_path, capsys):
   parser = C.add_predict_arguments(argparse.ArgumentParser())
   args = parser.parse_args([
       "--server", _address(server, "grpc"), "--model", RANKER, "--version", "1",
-      "--user-id", "u1", "--user-age", "30", "--item-ids", "item1,item2,item3",
+      "--user-id", "u1", "--user-feature", "age=30", "--user-feature", "user_gender=F",
+      "--item-ids", "item1,item2,item3",
       "--history", "item4,item5", "--new-item", "new_s=900,50,40",
       "--new-item-embedding", f"new_e={embedding_file}",
       "--codebook-model", CODEBOOK])
@@ -215,6 +216,21 @@ def test_predict_main_prints_the_ranking(server, tmp_path, capsys):
   assert sources["new_s"] == C.SOURCE_TEXT[C.SOURCE_SID]
   assert sources["new_e"] == C.SOURCE_TEXT[C.SOURCE_EMBEDDING]
   assert sources["item1"] == C.SOURCE_TEXT[C.SOURCE_TABLE]
+  # The stand-in scores age % 7: --user-feature age=30 reached the model as user_age 30.
+  item1 = float(next(r for r in rows if r[1] == "item1")[2])
+  with _client(server, "grpc", version=1) as client:
+    assert item1 == pytest.approx(client.rank(USER, ["item1"])[0].score, abs=1e-5)
+    assert item1 != pytest.approx(client.rank({S.USER_ID: "u1"}, ["item1"])[0].score, abs=1e-5)
+
+
+def test_predict_main_refuses_a_user_feature_the_model_does_not_take(server, capsys):
+  parser = C.add_predict_arguments(argparse.ArgumentParser())
+  args = parser.parse_args(["--server", _address(server, "grpc"), "--model", RANKER,
+                            "--user-id", "u1", "--user-feature", "colour=red",
+                            "--item-ids", "item1"])
+  assert C.predict_main(args) == 1
+  err = capsys.readouterr().err
+  assert "'colour'" in err and "user_age" in err and "user_occupation" in err
 
 
 def test_predict_main_rejects_bad_flags_with_the_fix(tmp_path):
@@ -232,6 +248,22 @@ def test_predict_main_rejects_bad_flags_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match=expected) as error:
       C.predict_main(parser.parse_args(base + flags))
     assert "\n" not in str(error.value)
+  with pytest.raises(ValueError, match="--user-feature age: given twice"):
+    C.predict_main(parser.parse_args(base + ["--user-feature", "age=1", "--user-feature",
+                                             "age=2"]))
+  with pytest.raises(ValueError, match="--user-feature id: given twice.*--user-id"):
+    C.predict_main(parser.parse_args(base + ["--user-feature", "id=u2"]))
+
+
+@pytest.mark.parametrize("spec", ["age", "=30", ""])
+def test_a_malformed_user_feature_is_an_argparse_error(spec, capsys):
+  parser = C.add_predict_arguments(argparse.ArgumentParser(prog="sidrec predict"))
+  with pytest.raises(SystemExit) as exit_:
+    parser.parse_args(["--server", "h:1", "--model", RANKER, "--user-id", "u1",
+                       "--user-feature", spec])
+  assert exit_.value.code == 2
+  assert "--user-feature" in capsys.readouterr().err
+  assert C.parse_user_feature("occupation=a=b") == ("occupation", "a=b")
 
 
 def test_tfx_infra_validator_client_loads_and_predicts(server):
@@ -390,6 +422,62 @@ def test_a_content_model_gets_the_embedding_and_the_codebooks_codes():
     client.rank({S.USER_ID: "u1"}, [], new_items={"new_s": [1, 2]})
   with pytest.raises(C.ServingError, match="embedding has 3 values.*takes 4"):
     client.rank({S.USER_ID: "u1"}, [], new_items={"new_e": [0.1, 0.2, 0.3]})
+
+
+class _UserFeatureTransport:
+  """A fake transport for a model whose data declared other user features: user_country
+  (string) and user_tier (int64); records each request."""
+
+  def __init__(self):
+    self.requests = []
+
+  def metadata(self, *unused):
+    inputs = {n: C.TensorInfo(n, "string", (None,)) for n in
+              (S.USER_ID, "user_country", S.ITEM_ID)}
+    inputs["user_tier"] = C.TensorInfo("user_tier", "int64", (None,))
+    inputs[S.HISTORY_ITEM_IDS] = C.TensorInfo(S.HISTORY_ITEM_IDS, "string", (None, 2))
+    outputs = {api.PROBABILITY: C.TensorInfo(api.PROBABILITY, "float32", (None,))}
+    return {api.SERVING_DEFAULT: C.SignatureInfo(api.SERVING_DEFAULT, "", inputs, outputs)}
+
+  def predict(self, model, version, label, signature, inputs, form, output_names, timeout):
+    self.requests.append(inputs)
+    return {api.PROBABILITY: np.full([len(inputs[S.ITEM_ID])], 0.5, np.float32)}
+
+
+def test_the_user_fields_are_the_models_declared_user_features():
+  client = C.ServingClient("unused:1", "country_ranker")
+  client._transport = fake = _UserFeatureTransport()  # pylint: disable=protected-access
+  assert list(C.user_fields(client.signature(api.SERVING_DEFAULT))) == [
+      S.USER_ID, "user_country", "user_tier"]
+  # By input name or without the prefix; a string for an int64 feature if it is an integer.
+  client.rank({S.USER_ID: "u1", "country": "fr", "user_tier": "2"}, ["i1", "i2"])
+  sent = fake.requests[-1]
+  assert sent["user_country"].tolist() == [b"fr", b"fr"]
+  assert sent["user_tier"].dtype == np.int64 and sent["user_tier"].tolist() == [2, 2]
+  # Features not given: the out-of-vocabulary values.
+  client.rank({S.USER_ID: "u1"}, ["i1"])
+  assert fake.requests[-1]["user_country"].tolist() == [b""]
+  assert fake.requests[-1]["user_tier"].tolist() == [0]
+  # MovieLens's fields are not this model's: refused, naming the field and listing its own.
+  with pytest.raises(C.ServingError) as undeclared:
+    client.rank({S.USER_ID: "u1", "user_age": 30}, ["i1"])
+  assert undeclared.value.code == "INVALID_ARGUMENT"
+  assert undeclared.value.message == (
+      "user field 'user_age' is not an input of signature serving_default; its user fields "
+      "are ['user_id', 'user_country', 'user_tier'] (the `user_` prefix may be left out)")
+  for value in ("abc", 2.5, [2], True):
+    with pytest.raises(C.ServingError) as wrong_type:
+      client.rank({S.USER_ID: "u1", "tier": value}, ["i1"])
+    assert wrong_type.value.message == (
+        f"user field user_tier = {value!r}: signature serving_default takes user_tier as "
+        f"int64; give an integer")
+  with pytest.raises(C.ServingError, match="user_country = 1.5.*as string; give a string"):
+    client.rank({S.USER_ID: "u1", "country": 1.5}, ["i1"])
+  with pytest.raises(C.ServingError, match="user_tier given twice"):
+    client.rank({S.USER_ID: "u1", "tier": 1, "user_tier": 1}, ["i1"])
+  with pytest.raises(C.ServingError, match="user needs a user_id"):
+    client.rank({"country": "fr"}, ["i1"])
+  assert len(fake.requests) == 2  # nothing refused was sent
 
 
 def test_a_reset_while_sending_a_large_body_is_not_retried():

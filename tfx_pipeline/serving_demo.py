@@ -46,6 +46,12 @@ def _value(example, name):
   return values if name == schema.HISTORY_ITEM_IDS else values[0]
 
 
+def _user(example) -> Dict[str, object]:
+  """user_id and every user feature the data declares (its `user_*` features), by name."""
+  names = [schema.USER_ID] + schema.user_features_in(example.features.feature)
+  return {k: _value(example, k) for k in names}
+
+
 def pick_user(data_dir: str) -> Dict[str, object]:
   """The first user (by id) with a liked held-out item, at least 5 eval interactions and a
   full history before the first of them (training items only); the candidates are the user's
@@ -61,8 +67,7 @@ def pick_user(data_dir: str) -> Dict[str, object]:
     if liked_new and len(rows) >= 5 and all(_value(first, schema.HISTORY_ITEM_IDS)):
       candidates = list(dict.fromkeys(_value(e, schema.ITEM_ID) for e in rows))
       return {
-          "user": {k: _value(first, k) for k in (schema.USER_ID, schema.USER_AGE,
-                                                  schema.USER_GENDER, schema.USER_OCCUPATION)},
+          "user": _user(first),
           "history": [h for h in _value(first, schema.HISTORY_ITEM_IDS) if h],
           "candidates": candidates[:MAX_CANDIDATES],
           "labels": {_value(e, schema.ITEM_ID): _value(e, schema.LABEL) for e in rows},
@@ -128,10 +133,13 @@ def run(config: config_lib.PipelineConfig) -> str:
       ranked = client.rank(pick["user"], pick["candidates"], history=pick["history"],
                            new_items={never_seen: sid})
   user = pick["user"]
+  # The declared user features without their prefix, as `--user-feature` takes them.
+  features = {name[len(schema.USER_FEATURE_PREFIX):]: value
+              for name, value in user.items() if name != schema.USER_ID}
+  described = ", ".join(f"{k} {v}" for k, v in features.items())
   lines += ["", f"{model} over REST ({server_lib.NAME}, {address}) for user "
-            f"{user[schema.USER_ID]} (age {user[schema.USER_AGE]}, {user[schema.USER_GENDER]}, "
-            f"{user[schema.USER_OCCUPATION]}), {len(pick['history'])} items of history; "
-            f"rated = the user's eval label:"]
+            f"{user[schema.USER_ID]}{f' ({described})' if described else ''}, "
+            f"{len(pick['history'])} items of history; rated = the user's eval label:"]
   for i, item in enumerate(ranked, 1):
     source = pick["held_out"] if item.item_id == never_seen else item.item_id
     rated = pick["labels"].get(source)
@@ -140,10 +148,10 @@ def run(config: config_lib.PipelineConfig) -> str:
     lines.append(f"  {i:>2}. {item.score:.4f}  {item.item_id}  ({cohort}; "
                  f"{client_lib.SOURCE_TEXT[item.source]}; rated {rated})")
   predict = ["sidrec", "predict", "--server", "127.0.0.1:8501", "--protocol", "rest",
-             "--model", model, "--user-id", str(user[schema.USER_ID]),
-             "--user-age", str(user[schema.USER_AGE]), "--user-gender",
-             str(user[schema.USER_GENDER]), "--user-occupation", str(user[schema.USER_OCCUPATION]),
-             "--new-item", f"{never_seen}=" + ",".join(map(str, sid))]
+             "--model", model, "--user-id", str(user[schema.USER_ID])]
+  for name, value in features.items():
+    predict += ["--user-feature", f"{name}={value}"]
+  predict += ["--new-item", f"{never_seen}=" + ",".join(map(str, sid))]
   # One flag per id: MovieLens ids are titles, and titles hold commas.
   for item in pick["candidates"]:
     predict += ["--item-id", item]

@@ -1,9 +1,11 @@
 """Transform `preprocessing_fn`: raw joined examples -> the ranking model's features.
 
-Input: the interactions after SemanticIdJoiner (contracts/schema.py: user fields, `item_id`,
+Input: the interactions after SemanticIdJoiner (contracts/schema.py: `user_id`, the user
+features the data declares (every other `user_<name>`, bytes or int64), `item_id`,
 `history_item_ids` [N], and for every codebook c `item_codes_<c>` [C], `history_codes_<c>`
 [N*C], `label`, `item_cohort`). Output: the names in trainer/model/features.py, every
-codebook's codes under its own name. Analyzers (vocabularies, the SentencePiece sub-ID
+codebook's codes under its own name, every user feature's token under its own name
+(`user_age` -> `user_age_token`, vocabulary `user_age_vocab`). Analyzers (vocabularies, the SentencePiece sub-ID
 vocabulary) see only the training split, so new items are outside the item-ID vocabulary and
 their SID pieces come from codes other items trained. Passed to Transform as a dotted path
 (`trainer.preprocessing.preprocessing_fn`) with the settings in `custom_config`
@@ -19,10 +21,13 @@ from contracts.transform_settings import TransformSettings
 from trainer.model import features as F
 from trainer.spm import analyzer as spm_analyzer
 
-# Vocabulary file names, for the Trainer's table sizes (TFTransformOutput.vocabulary_size_by_name).
-USER_VOCABS = {F.USER_ID: "user_id_vocab", F.USER_AGE: "user_age_vocab",
-               F.USER_GENDER: "user_gender_vocab", F.USER_OCCUPATION: "user_occupation_vocab"}
 ITEM_VOCAB = "item_id_vocab"
+
+
+def user_vocab_name(raw_name: str) -> str:
+  """`user_age` -> `user_age_vocab`: the vocabulary file of `user_id` or of a declared user
+  feature, by which the Trainer reads its table size (TFTransformOutput.vocabulary_size_by_name)."""
+  return raw_name + "_vocab"
 
 
 def spm_analyzer_name(codebook: str) -> str:
@@ -56,18 +61,29 @@ def _vocab_token(x: tf.Tensor, name: str) -> tf.Tensor:
   return tft.compute_and_apply_vocabulary(x, default_value=-1, vocab_filename=name) + 1
 
 
+def _user_values(x, name: str) -> tf.Tensor:
+  """A declared user feature as [B] strings, the vocabulary's input: bytes as they are, int64
+  as their decimal text ("" / 0 where an example lacks the value)."""
+  if x.dtype == tf.string:
+    return _dense(x, b"")
+  if x.dtype.is_integer:
+    return tf.strings.as_string(_dense(x, tf.constant(0, x.dtype)))
+  raise ValueError(f"preprocessing_fn: user feature {name} is {x.dtype.name}; user features "
+                   f"are categorical (contracts/schema.py): write it as bytes or int64 (bucket "
+                   f"a continuous value first), or name it without the `user_` prefix")
+
+
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:
   settings = TransformSettings.from_custom_config(custom_config)
   n = static_width(inputs[S.HISTORY_ITEM_IDS], S.HISTORY_ITEM_IDS)
   out = {}
 
-  out[F.USER_ID] = _vocab_token(_dense(inputs[S.USER_ID], b""), USER_VOCABS[F.USER_ID])
-  out[F.USER_AGE] = _vocab_token(tf.strings.as_string(_dense(inputs[S.USER_AGE], 0)),
-                                 USER_VOCABS[F.USER_AGE])
-  out[F.USER_GENDER] = _vocab_token(_dense(inputs[S.USER_GENDER], b""),
-                                    USER_VOCABS[F.USER_GENDER])
-  out[F.USER_OCCUPATION] = _vocab_token(_dense(inputs[S.USER_OCCUPATION], b""),
-                                        USER_VOCABS[F.USER_OCCUPATION])
+  # Whatever user features the data declares (MovieLens: age, gender, occupation), one
+  # vocabulary each over the training split; a non-categorical one is refused up front.
+  user_values = {name: _user_values(inputs[name], name) for name in S.user_features_in(inputs)}
+  out[F.USER_ID] = _vocab_token(_dense(inputs[S.USER_ID], b""), user_vocab_name(S.USER_ID))
+  for name, values in user_values.items():
+    out[F.user_token(name)] = _vocab_token(values, user_vocab_name(name))
 
   item_id = _dense(inputs[S.ITEM_ID], b"")
   history_ids = _history(inputs[S.HISTORY_ITEM_IDS], n, 1)

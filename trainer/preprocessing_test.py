@@ -1,4 +1,5 @@
-"""preprocessing_fn in a real tf.Transform run: analyze on train, transform a new item."""
+"""preprocessing_fn in a real tf.Transform run: analyze on train, transform a new item; the
+user features are whatever the data declares."""
 import functools
 import glob
 import os
@@ -115,6 +116,80 @@ def test_history_is_fixed_length_masked_and_in_the_candidate_representation(tran
   for pos, item in enumerate([b"i3", b"i4", b"i5"]):
     assert hist_vocab[pos] == by_item[item][0]
     assert hist_spm[pos] == by_item[item][1]
+
+
+def test_movielens_user_features_keep_their_token_and_vocabulary_names(transformed):
+  output, train_rows, eval_rows = transformed
+  tokens = {F.USER_ID, "user_age_token", "user_gender_token", "user_occupation_token"}
+  assert {k for k in train_rows[0] if k.startswith("user_")} == tokens
+  # One value each in TRAIN (age 25 as its text, "F", "artist"): rows 1 + OOV 0.
+  for raw in ("user_age", "user_gender", "user_occupation"):
+    assert P.user_vocab_name(raw) == raw + "_vocab"
+    assert output.vocabulary_by_name(P.user_vocab_name(raw)) in ([b"25"], [b"F"], [b"artist"])
+    assert all(row[F.user_token(raw)] == 1 for row in train_rows + eval_rows)
+  assert output.vocabulary_size_by_name(P.user_vocab_name("user_id")) == 6
+
+
+def _run_transform(tmp, spec, train, test):
+  """preprocessing_fn analyzed on `train` (no codebooks), applied to `test`."""
+  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+  settings = TransformSettings(random_id_rows=5, item_oov_buckets=1, spm_vocab_size=8,
+                               codebook_sizes={})
+  fn = functools.partial(P.preprocessing_fn, custom_config=settings.custom_config())
+  with tft_beam.Context(temp_dir=os.path.join(tmp, "tmp"), force_tf_compat_v1=False):
+    transform_fn = (train, metadata) | tft_beam.AnalyzeDataset(fn)
+    (rows, _) = ((test, metadata), transform_fn) | tft_beam.TransformDataset()
+    _ = transform_fn | tft_beam.WriteTransformFn(os.path.join(tmp, "out"))
+  return tft.TFTransformOutput(os.path.join(tmp, "out")), rows
+
+
+# The spec of data without codebooks nor MovieLens's user columns.
+BASE_SPEC = {k: v for k, v in RAW_SPEC.items()
+             if k in ("user_id", "item_id", "history_item_ids", "label", "item_cohort")}
+
+
+def _base_row(user, item):
+  return {"user_id": [user.encode()], "item_id": item.encode(),
+          "history_item_ids": [b""] * N, "label": 1, "item_cohort": b"seen"}
+
+
+def test_the_data_declares_the_user_features_bytes_and_int64(tmp_path):
+  spec = dict(BASE_SPEC, user_country=tf.io.FixedLenFeature([], tf.string),
+              user_tier=tf.io.FixedLenFeature([], tf.int64))
+  countries, tiers = [b"fr", b"de", b"jp"], [1, 2, 3, 4]
+  train = [dict(_base_row(f"u{u}", f"i{u % 3}"), user_country=countries[u % 3],
+                user_tier=tiers[u % 4]) for u in range(12)]
+  test = [dict(_base_row("u0", "i0"), user_country=b"fr", user_tier=2),
+          dict(_base_row("u0", "i0"), user_country=b"br", user_tier=9)]  # unseen values
+  output, (known, unseen) = _run_transform(str(tmp_path), spec, train, test)
+  assert {k for k in known if k.startswith("user_")} == {
+      F.USER_ID, "user_country_token", "user_tier_token"}
+  assert F.user_token("user_country") == "user_country_token"
+  assert output.vocabulary_size_by_name(P.user_vocab_name("user_country")) == 3
+  assert output.vocabulary_size_by_name(P.user_vocab_name("user_tier")) == 4
+  # int64 values are counted as their decimal text.
+  assert sorted(output.vocabulary_by_name("user_tier_vocab")) == [b"1", b"2", b"3", b"4"]
+  vocab = output.vocabulary_by_name("user_country_vocab")
+  assert known["user_country_token"] == vocab.index(b"fr") + 1
+  tier_vocab = output.vocabulary_by_name("user_tier_vocab")
+  assert known["user_tier_token"] == tier_vocab.index(b"2") + 1
+  assert unseen["user_country_token"] == 0 and unseen["user_tier_token"] == 0  # OOV
+  assert output.transformed_feature_spec()["user_tier_token"].dtype == tf.int64
+
+
+def test_data_without_user_features_gets_the_user_id_token_only(tmp_path):
+  train = [_base_row(f"u{u}", f"i{u % 3}") for u in range(4)]
+  output, rows = _run_transform(str(tmp_path), BASE_SPEC, train, train[:1])
+  assert {k for k in rows[0] if k.startswith("user_")} == {F.USER_ID}
+  assert {k for k in output.transformed_feature_spec() if k.startswith("user_")} == {F.USER_ID}
+  assert output.vocabulary_size_by_name(P.user_vocab_name("user_id")) == 4
+
+
+def test_a_float_user_feature_is_refused_with_the_fix():
+  spec = dict(BASE_SPEC, user_score=tf.io.FixedLenFeature([], tf.float32))
+  inputs = {k: tf.zeros([2] + list(v.shape), v.dtype) for k, v in spec.items()}
+  with pytest.raises(ValueError, match="user feature user_score is float32.*bytes or int64"):
+    P.preprocessing_fn(inputs, SETTINGS.custom_config())
 
 
 def test_unseen_user_gets_the_oov_token_and_labels_pass_through(transformed):

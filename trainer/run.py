@@ -8,8 +8,9 @@
          (trainer/signatures.py) in fn_args.serving_model_dir
       -> train_stats.json in fn_args.model_run_dir (throughput, table sizes, Keras eval)
 
-Table sizes come from the data: user vocabularies and the item-id vocabulary from the
-transform output, SID / MoC widths from the item tables, the SentencePiece sub-ID table from
+Table sizes come from the data: the user-id vocabulary, one vocabulary per user feature the
+data declares (the raw schema's `user_*` features, contracts/schema.py) and the item-id
+vocabulary from the transform output, SID / MoC widths from the item tables, the SentencePiece sub-ID table from
 the transformed schema (tft records the segmenter's domain).
 
 On a cluster every replica runs run_fn with its own TF_CONFIG; only the chief writes the
@@ -32,6 +33,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_transform.tf_metadata import schema_utils
 
+from contracts import schema as S
 from contracts import trainer_io
 from trainer import distribution as distribution_lib
 from trainer import item_tables as item_tables_lib
@@ -44,8 +46,12 @@ from trainer.model import ranking
 def vocab_sizes(tft_output: tft.TFTransformOutput, inputs: trainer_io.TrainerInputs,
                 tables: item_tables_lib.ItemTables) -> F.VocabSizes:
   """Table sizes from the transform output, the codes' artifacts and the item tables."""
-  user = {name: tft_output.vocabulary_size_by_name(vocab) + 1  # + the OOV token 0
-          for name, vocab in P.USER_VOCABS.items()}
+  def user_rows(raw_name: str) -> int:
+    return tft_output.vocabulary_size_by_name(P.user_vocab_name(raw_name)) + 1  # + OOV 0
+
+  # The user features are the data's: whatever `user_*` features the raw schema declares.
+  user_features = {F.user_token(name): user_rows(name)
+                   for name in S.user_features_in(tft_output.raw_feature_spec())}
   transformed = tft_output.transformed_feature_spec()
   codebooks = {}
   for name, codes in inputs.codes.items():
@@ -57,8 +63,7 @@ def vocab_sizes(tft_output: tft.TFTransformOutput, inputs: trainer_io.TrainerInp
   mask = transformed.get(F.HISTORY_MASK)
   history_length = int(mask.shape[0]) if mask is not None else 0
   return F.VocabSizes(
-      user_id=user[F.USER_ID], user_age=user[F.USER_AGE], user_gender=user[F.USER_GENDER],
-      user_occupation=user[F.USER_OCCUPATION],
+      user_id=user_rows(S.USER_ID), user_features=user_features,
       num_items=tft_output.vocabulary_size_by_name(P.ITEM_VOCAB), codebooks=codebooks,
       content_dim=tables.content_dim, history_length=history_length)
 

@@ -4,8 +4,11 @@ The exported SavedModel holds the tf.Transform graph, the trained SidRankingMode
 catalog's codes of every codebook (trainer/item_tables.py), and exposes (names:
 contracts/serving_api.py):
 
-  serving_default   named raw features, ids only: user_id, user_age, user_gender,
-                    user_occupation [B]; item_id [B]; history_item_ids [B, N] ("" = padding).
+  serving_default   named raw features, ids only: user_id [B] (string) and every user
+                    feature the data declares (the raw schema's `user_<name>` features,
+                    contracts/schema.py), each [B] with its raw dtype, string or int64
+                    (MovieLens: user_age int64, user_gender, user_occupation string);
+                    item_id [B]; history_item_ids [B, N] ("" = padding).
                     Candidate and history codes come from the in-graph tables.
                     -> probability [B], logits [B], item_in_table [B] (False: the item is not
                     in the tables and was scored with zero codes: use serve_new_items)
@@ -34,15 +37,28 @@ from contracts import serving_api as api
 from trainer.item_tables import ItemTables
 from trainer.model import features as F
 
-USER_INPUTS = {S.USER_ID: tf.string, S.USER_AGE: tf.int64, S.USER_GENDER: tf.string,
-               S.USER_OCCUPATION: tf.string}
+USER_FEATURE_DTYPES = (tf.string, tf.int64)
+
+
+def user_inputs(raw_feature_spec: Mapping[str, object]) -> Dict[str, tf.DType]:
+  """{name: dtype} of the signatures' user inputs: user_id (string), then every user feature
+  the raw schema declares, sorted, with its own dtype (string or int64)."""
+  out = {S.USER_ID: tf.string} if S.USER_ID in raw_feature_spec else {}
+  for name in S.user_features_in(raw_feature_spec):
+    dtype = raw_feature_spec[name].dtype
+    if dtype not in USER_FEATURE_DTYPES:
+      raise ValueError(f"user feature {name} is {dtype.name} in the raw schema; user features "
+                       f"are categorical (contracts/schema.py): write it as bytes or int64, or "
+                       f"name it without the `user_` prefix")
+    out[name] = dtype
+  return out
 
 
 def raw_model_inputs(raw_feature_spec: Mapping[str, object]):
   """The raw (joined-layout) features the transform graph needs to produce model inputs: the
-  user fields, the item and history ids and every codebook's codes. The label, cohort,
-  popularity, rating and timestamp are not model inputs."""
-  names = [*USER_INPUTS, S.ITEM_ID, S.HISTORY_ITEM_IDS]
+  user id and declared user features, the item and history ids and every codebook's codes.
+  The label, cohort, popularity, rating and timestamp are not model inputs."""
+  names = [*user_inputs(raw_feature_spec), S.ITEM_ID, S.HISTORY_ITEM_IDS]
   for codebook in S.codebooks_in(raw_feature_spec):
     names += [S.item_codes(codebook), S.history_codes(codebook)]
   return tuple(n for n in names if n in raw_feature_spec)
@@ -72,6 +88,7 @@ class RankingServingModule(tf.Module):
     self.model, self.tft_layer, self.tables = model, tft_layer, tables
     self.history_length = int(model.sizes.history_length)
     self.raw_spec = {k: raw_feature_spec[k] for k in raw_model_inputs(raw_feature_spec)}
+    self.user_inputs = user_inputs(self.raw_spec)
     self.model_inputs = set(model.input_signature())
     self.needs_content = F.ITEM_EMBEDDING in self.model_inputs
     # The transform graph wants every codebook's codes; serve_new_items asks a client only
@@ -103,7 +120,7 @@ class RankingServingModule(tf.Module):
     _, history_found = self.tables.lookup(history)
     history = tf.where(history_found, history, tf.fill(tf.shape(history), S.HISTORY_PAD))
     raw = {name: _to_spec_form(tf.reshape(inputs[name], [-1]), self.raw_spec[name])
-           for name in USER_INPUTS if name in self.raw_spec}
+           for name in self.user_inputs}
     raw[S.ITEM_ID] = _to_spec_form(item_ids, self.raw_spec[S.ITEM_ID])
     raw[S.HISTORY_ITEM_IDS] = _to_spec_form(history, self.raw_spec[S.HISTORY_ITEM_IDS],
                                             keep=history_found)
@@ -123,8 +140,8 @@ class RankingServingModule(tf.Module):
   # --- signatures -------------------------------------------------------------------------
 
   def id_input_signature(self) -> Dict[str, tf.TensorSpec]:
-    specs = {name: tf.TensorSpec([None], dtype, name=name) for name, dtype in USER_INPUTS.items()
-             if name in self.raw_spec}
+    specs = {name: tf.TensorSpec([None], dtype, name=name)
+             for name, dtype in self.user_inputs.items()}
     specs[S.ITEM_ID] = tf.TensorSpec([None], tf.string, name=S.ITEM_ID)
     specs[S.HISTORY_ITEM_IDS] = tf.TensorSpec([None, self.history_length], tf.string,
                                               name=S.HISTORY_ITEM_IDS)

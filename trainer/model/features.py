@@ -2,7 +2,10 @@
 
 Every feature is a dense tensor with the batch as its first axis:
 
-  user          USER_ID, USER_AGE, USER_GENDER, USER_OCCUPATION   int64 [B]  (0 = OOV)
+  user          USER_ID                 int64   [B]     user-id token (0 = OOV)
+                user_token(f)           int64   [B]     token of every user feature `f` the data
+                                                        declares (contracts/schema.py:
+                                                        user_features_in), 0 = OOV
   candidate     ITEM_RANDOM_ID          int64   [B]     hash(item_id) mod random_id_rows
                 ITEM_VOCAB_ID           int64   [B]     0..train_items-1, then OOV buckets
                 ITEM_EMBEDDING          float32 [B, D]  frozen content embedding
@@ -13,8 +16,9 @@ Every feature is a dense tensor with the batch as its first axis:
                 as the candidate), and HISTORY_MASK float32 [B, N] (1 = real item, 0 = padding)
   label         LABEL float32 or int64 [B] (0/1)
 
-Codebook features are keyed by the codebook's name in the pipeline (`rqvae`, `moc`, ...), so a
-new codebook adds features without new names here. A representation reads only the candidate
+Codebook features are keyed by the codebook's name in the pipeline (`rqvae`, `moc`, ...), and
+user features by their raw name (`user_age` -> `user_age_token`), so a new codebook or a new
+user column adds features without new names here. A representation reads only the candidate
 features it needs (`ItemRepresentation.feature_names`) and their `history_` twins; the model
 reads the user features whose vocabulary size is > 0.
 """
@@ -24,11 +28,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Iterable, Optional, Tuple
 
+TOKEN_SUFFIX = "_token"
 USER_ID = "user_id_token"
-USER_AGE = "user_age_token"
-USER_GENDER = "user_gender_token"
-USER_OCCUPATION = "user_occupation_token"
-USER_FEATURES = (USER_ID, USER_AGE, USER_GENDER, USER_OCCUPATION)
 
 ITEM_RANDOM_ID = "item_random_id"
 ITEM_VOCAB_ID = "item_vocab_id"
@@ -43,6 +44,12 @@ ITEM_KEY = "item_key"
 HISTORY_PREFIX = "history_"
 HISTORY_MASK = "history_mask"
 LABEL = "label"
+
+
+def user_token(raw_name: str) -> str:
+  """`user_country` -> `user_country_token`: the model input of a raw user feature (the
+  user-id token too: user_token("user_id") == USER_ID)."""
+  return raw_name + TOKEN_SUFFIX
 
 
 def item_codes(codebook: str) -> str:
@@ -93,16 +100,16 @@ class CodebookSizes:
 class VocabSizes:
   """Sizes that come from the data, not from RankingConfig (0 = feature absent / unknown).
 
-  User vocabularies count rows *including* the OOV id 0 (tokens are in [0, n)). `num_items` is
+  User vocabularies count rows *including* the OOV id 0 (tokens are in [0, n)): `user_id` for
+  the user-id token, `user_features` for the data's declared user features, keyed by their
+  token name (`user_age_token`: 8, ...; empty for data that declares none). `num_items` is
   the number of training items in the item-id vocabulary (ids 0..num_items-1; the model adds
   RankingConfig.item_oov_buckets rows). `codebooks` holds each codebook's sizes by name.
   `content_dim` (D) fixes the serving signature's shape (needed by `dense_content`).
   `history_length` (N) is the data's (SplitConfig.history_length); 0 = no history.
   """
   user_id: int = 0
-  user_age: int = 0
-  user_gender: int = 0
-  user_occupation: int = 0
+  user_features: Dict[str, int] = dataclasses.field(default_factory=dict)
   num_items: int = 0
   codebooks: Dict[str, CodebookSizes] = dataclasses.field(default_factory=dict)
   content_dim: int = 0
@@ -113,11 +120,21 @@ class VocabSizes:
     object.__setattr__(self, "codebooks", {
         name: c if isinstance(c, CodebookSizes) else CodebookSizes(**c)
         for name, c in self.codebooks.items()})
+    bad = sorted(n for n in self.user_features
+                 if n == USER_ID or not n.endswith(TOKEN_SUFFIX))
+    if bad:
+      raise ValueError(f"VocabSizes.user_features {bad}: key every declared user feature by "
+                       f"its token name, user_token('user_<name>') (e.g. 'user_age_token'); "
+                       f"the user-id token's size is VocabSizes.user_id")
+    # Sorted by name, so that the user tower's order (and a JSON round trip) never depends on
+    # the order the data listed its columns in.
+    object.__setattr__(self, "user_features", {
+        name: int(rows) for name, rows in sorted(self.user_features.items())})
 
   def user_vocab(self) -> Dict[str, int]:
-    """User feature name -> rows, for the user features present (size > 0)."""
-    sizes = {USER_ID: self.user_id, USER_AGE: self.user_age, USER_GENDER: self.user_gender,
-             USER_OCCUPATION: self.user_occupation}
+    """User token name -> rows for the user features present (size > 0): the user id first,
+    then the declared user features sorted by name."""
+    sizes = {USER_ID: self.user_id, **self.user_features}
     return {k: int(v) for k, v in sizes.items() if v > 0}
 
   def codebook(self, name: str, what: str) -> CodebookSizes:

@@ -17,7 +17,10 @@ from trainer.model.conftest import fast_config
 
 E = 8
 T = 6
-SIZES = F.VocabSizes(user_id=11, user_age=8, user_gender=3, user_occupation=22, num_items=50,
+SIZES = F.VocabSizes(user_id=11, user_features={F.user_token("user_age"): 8,
+                                                 F.user_token("user_gender"): 3,
+                                                 F.user_token("user_occupation"): 22},
+                     num_items=50,
                      codebooks={"rqvae": F.CodebookSizes(4, 256, spm_vocab_size=40),
                                 "moc": F.CodebookSizes(3, 16)}, content_dim=12)
 SID, MOC, SPM = F.item_codes("rqvae"), F.item_codes("moc"), F.item_spm_tokens("rqvae")
@@ -276,6 +279,30 @@ def test_input_signature_names_and_dtypes():
   assert specs["history_item_codes_rqvae"].shape.as_list() == [None, 5, 4]
   assert specs["history_item_embedding"].dtype == tf.float32
   assert specs[F.HISTORY_MASK].shape.as_list() == [None, 5]
-  assert set(F.USER_FEATURES) <= set(specs)
+  assert {F.USER_ID, "user_age_token", "user_gender_token", "user_occupation_token"} <= set(specs)
   for name, spec in specs.items():
     assert spec.dtype.name == F.feature_dtype(name)
+
+
+def test_user_features_are_the_datas_and_round_trip_through_json():
+  from trainer.model import ranking  # pylint: disable=g-import-not-at-top
+  # Another dataset's user features, listed out of order: the tower's order is sorted.
+  sizes = F.VocabSizes(user_id=5, user_features={"user_tier_token": 3,
+                                                 "user_country_token": 4})
+  assert list(sizes.user_vocab().items()) == [
+      (F.USER_ID, 5), ("user_country_token", 4), ("user_tier_token", 3)]
+  assert F.VocabSizes(**json.loads(json.dumps(dataclasses.asdict(sizes)))) == sizes
+  model = ranking.SidRankingModel(fast_config("no_item"), sizes)
+  copy = ranking.SidRankingModel.from_config(json.loads(json.dumps(model.get_config())))
+  assert copy.sizes == sizes
+  assert set(copy.input_signature()) == {F.USER_ID, "user_country_token", "user_tier_token"}
+  features = {F.USER_ID: tf.constant([1, 4]), "user_country_token": tf.constant([3, 0]),
+              "user_tier_token": tf.constant([2, 7])}  # 7: outside the table, read as OOV 0
+  assert copy(features).shape == (2,)
+  # Data without user features: the user id alone; an absent size adds no input.
+  assert F.VocabSizes(user_id=3).user_vocab() == {F.USER_ID: 3}
+  assert F.VocabSizes(user_id=3, user_features={"user_x_token": 0}).user_vocab() == {
+      F.USER_ID: 3}
+  for bad in ("user_age", F.USER_ID):
+    with pytest.raises(ValueError, match=r"token name, user_token\('user_<name>'\)"):
+      F.VocabSizes(user_features={bad: 8})
