@@ -10,6 +10,7 @@ exec property, so a changed setting invalidates exactly the cached components th
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import re
@@ -91,18 +92,25 @@ class FilesConfig:
   # Release or first-available time (unix seconds, ISO-8601 or a four-digit year); "" = none,
   # and then the release_year split rule cannot be used.
   release_column: str = ""
+  # Optional display title and "|"-joined categories (the codebook report's genre NMI).
+  title_column: str = ""
+  genres_column: str = ""
 
   def __post_init__(self):
     if self.format not in FILE_FORMATS:
-      raise ValueError(f"data.files.format must be one of {FILE_FORMATS}, got {self.format!r}")
+      raise ValueError(f"data.files.format must be one of {FILE_FORMATS}, got {self.format!r} "
+                       "(--format)")
     if len(self.delimiter) > 1:
-      raise ValueError(f"data.files.delimiter must be one character, got {self.delimiter!r}")
+      raise ValueError(f"data.files.delimiter must be one character, got {self.delimiter!r} "
+                       "(--delimiter; tab: --delimiter tab)")
     for name in self.user_features:
       if not re.fullmatch(r"[A-Za-z0-9_]+", str(name)) or name == "id":
-        raise ValueError(f"user feature {name!r}: name user features by columns of letters, "
-                         "digits and '_' (not 'id': user_id is always a model input)")
+        raise ValueError(f"data.files.user_features: {name!r} is not a usable column name: "
+                         "name user feature columns with letters, digits and '_' only (not "
+                         "'id': user_id is always a model input) (--user-features)")
     if len(set(self.user_features)) != len(self.user_features):
-      raise ValueError(f"user features are listed twice: {list(self.user_features)}")
+      raise ValueError(f"data.files.user_features lists a column twice: "
+                       f"{list(self.user_features)} (--user-features)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,11 +127,13 @@ class DataConfig:
   files: FilesConfig = FilesConfig()
 
   def __post_init__(self):
-    if self.dataset == "files" and not (self.files.interactions and self.files.catalog):
-      raise ValueError("dataset 'files' needs the interactions and the catalog: "
-                       "--interactions PATH --catalog PATH (or data.files in --config)")
     if self.dataset not in DATASETS:
-      raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+      raise ValueError(f"data.dataset must be one of {DATASETS}, got {self.dataset!r}")
+    if self.dataset == "files" and not (self.files.interactions and self.files.catalog):
+      missing = [n for n in ("interactions", "catalog") if not getattr(self.files, n)]
+      raise ValueError(f"data.dataset 'files' needs data.files.{' and data.files.'.join(missing)}"
+                       f": give --interactions PATH --catalog PATH (or set data.files in "
+                       f"--config)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -454,7 +464,11 @@ class PipelineConfig:
       if method not in self.codebook_methods:
         raise ValueError(f"codebook_overrides names {method!r}, not one of codebook_methods "
                          f"{list(self.codebook_methods)}")
-      self.codebook_for(method)  # unknown fields / bad values fail here, by name
+      _check_codebook_overrides(method, changes)  # unknown fields / wrong types, by path
+      try:
+        self.codebook_for(method)  # bad values fail here
+      except ValueError as e:
+        raise ConfigError(f"codebook_overrides.{method}", str(e)) from e
     if self.ranking.sid_codebook not in self.codebook_methods:
       raise ValueError(f"ranking.sid_codebook {self.ranking.sid_codebook!r} must be one of "
                        f"codebook_methods {list(self.codebook_methods)}")
@@ -509,46 +523,199 @@ def to_json(config: Any) -> str:
   return json.dumps(dataclasses.asdict(config), sort_keys=True)
 
 
+class ConfigError(ValueError):
+  """A config value that cannot be used, named by its dotted path (`ranking.epochs`).
+
+  `kind` says what is wrong: "type" (a value of the wrong JSON type), "unknown" (a field no
+  section has) or "value" (a value its section's checks refuse).
+  """
+
+  def __init__(self, path: str, message: str, kind: str = "value"):
+    self.path, self.message, self.kind = path, message, kind
+    super().__init__(f"{path}: {message}" if path else message)
+
+
 def _migrate(values: Dict[str, Any]) -> Dict[str, Any]:
   """A PipelineConfig dict written before the SID codebook became `ranking.sid_codebook` and
   the history length lived in `split` only: the old keys map onto the new ones."""
   values = dict(values)
-  ranking = dict(values.get("ranking") or {})
+  if "ranking" in values and not isinstance(values["ranking"], dict):
+    return values  # from_dict names the wrong type
+  ranking = dict(values.get("ranking", {}))
   if "sid_method" in values:
     ranking.setdefault("sid_codebook", values.pop("sid_method"))
   if "history_length" in ranking:
     old = ranking.pop("history_length")
-    split = values.get("split") or {}
+    split = values.get("split") if isinstance(values.get("split"), dict) else {}
     if old != split.get("history_length", SplitConfig.history_length):
-      raise ValueError(f"ranking.history_length {old} differs from split.history_length: the "
-                       f"model reads the data's history length; set split.history_length only")
+      raise ConfigError("ranking.history_length",
+                        f"{old} differs from split.history_length: the model reads the data's "
+                        f"history length; set split.history_length only")
   if ranking or "ranking" in values:
     values["ranking"] = ranking
   return values
 
 
-def from_dict(cls: Type[T], values: Dict[str, Any]) -> T:
-  """Builds a (nested) config dataclass from a dict, rejecting unknown keys by name."""
+def _join(prefix: str, name: str) -> str:
+  return f"{prefix}.{name}" if prefix else name
+
+
+def describe_value(value: Any) -> str:
+  """A value as the user wrote it in JSON, with its JSON type: `"x" (a string)`."""
+  if value is None:
+    return "null"
+  if isinstance(value, bool):
+    return json.dumps(value)
+  try:
+    text = json.dumps(value, sort_keys=True)
+  except (TypeError, ValueError):
+    text = repr(value)
+  if len(text) > 60:
+    text = text[:57] + "..."
+  kind = ("a string" if isinstance(value, str) else
+          "a number" if isinstance(value, (int, float)) else
+          "an array" if isinstance(value, (list, tuple)) else
+          "an object" if isinstance(value, dict) else type(value).__name__)
+  return f"{text} ({kind})"
+
+
+def _unknown_field(path: str, name: str, cls_name: str, known) -> ConfigError:
+  close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+  hint = (f"did you mean {close[0]!r}?" if close else
+          f"{cls_name} has: {', '.join(sorted(known))}")
+  return ConfigError(path, f"unknown {cls_name} field; {hint}", kind="unknown")
+
+
+_EXPECTED = {"int": "an integer", "float": "a number", "bool": "true or false",
+             "str": "a string", "tuple": "a JSON array", "dict": "a JSON object"}
+
+
+def _kind_of(value: Any) -> Optional[str]:
+  """The scalar annotation a default value has, for the elements of tuple fields."""
+  for kind, types in (("bool", bool), ("int", int), ("float", float), ("str", str)):
+    if isinstance(value, types):
+      return kind
+  return None
+
+
+def _check_value(path: str, type_name: str, value: Any, default: Any = None) -> Any:
+  """`value` (from JSON) checked against a field annotation, converted where JSON has no such
+  type (arrays -> tuples, integers -> floats); ConfigError naming `path` otherwise."""
+  section = _DATACLASSES.get(type_name)
+  if section is not None:
+    if isinstance(value, section):
+      return value
+    if isinstance(value, dict):
+      return _from_dict(section, value, path)
+    raise ConfigError(path, f"expected a JSON object (the {section.__name__} section), got "
+                            f"{describe_value(value)}", kind="type")
+  expected = _EXPECTED.get(type_name)
+  if expected is None:  # an annotation this check does not know: as before
+    return _to_tuples(value) if isinstance(value, list) else value
+  ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "tuple": lambda v: isinstance(v, (list, tuple)),
+        "dict": lambda v: isinstance(v, dict)}[type_name]
+  if not ok(value):
+    hint = ("; write it without a decimal point" if type_name == "int" and
+            isinstance(value, float) and value.is_integer() else
+            "; write true or false without quotes" if type_name == "bool" and
+            isinstance(value, str) and value.lower() in ("true", "false") else
+            "; put the values in [...]" if type_name == "tuple" else "")
+    raise ConfigError(path, f"expected {expected}, got {describe_value(value)}{hint}",
+                      kind="type")
+  if type_name == "float":
+    return float(value)
+  if type_name == "tuple":
+    kinds = {_kind_of(v) for v in default or ()}
+    element = kinds.pop() if len(kinds) == 1 else None
+    if element is not None:
+      for i, item in enumerate(value):
+        _check_value(f"{path}[{i}]", element, item)
+      if element == "float":
+        return tuple(float(v) for v in value)
+    return _to_tuples(value)
+  return value
+
+
+def _to_tuples(value: Any) -> Any:
+  if isinstance(value, (list, tuple)):
+    return tuple(_to_tuples(v) for v in value)
+  return value
+
+
+def _default(field: dataclasses.Field) -> Any:
+  if field.default is not dataclasses.MISSING:
+    return field.default
+  if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+    return field.default_factory()  # type: ignore[misc]
+  return None
+
+
+def _type_name(field: dataclasses.Field) -> str:
+  return field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+
+
+def _from_dict(cls: Type[T], values: Any, prefix: str) -> T:
+  if not isinstance(values, dict):
+    raise ConfigError(prefix or cls.__name__,
+                      f"expected a JSON object (the {cls.__name__} section), got "
+                      f"{describe_value(values)}", kind="type")
   if cls is PipelineConfig:
     values = _migrate(values)
   fields = {f.name: f for f in dataclasses.fields(cls)}
-  unknown = sorted(set(values) - set(fields))
-  if unknown:
-    raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(fields)}")
   kwargs = {}
-  for name, value in values.items():
-    field_type = fields[name].type
-    sub = _DATACLASSES.get(field_type if isinstance(field_type, str) else field_type.__name__)
-    if sub is not None and isinstance(value, dict):
-      value = from_dict(sub, value)
-    elif isinstance(value, list):
-      value = tuple(value)
-    kwargs[name] = value
-  return cls(**kwargs)
+  for name, value in values.items():  # the first problem in the file's order is named
+    if name not in fields:
+      raise _unknown_field(_join(prefix, str(name)), str(name), cls.__name__, fields)
+    kwargs[name] = _check_value(_join(prefix, name), _type_name(fields[name]), value,
+                                _default(fields[name]))
+  try:
+    return cls(**kwargs)
+  except ConfigError as e:
+    if not prefix:
+      raise
+    raise ConfigError(_join(prefix, e.path), e.message, e.kind) from e
+  except ValueError as e:
+    message = str(e)
+    if not prefix or message.startswith((f"{prefix}.", f"{prefix} ", f"{prefix}:")):
+      raise ConfigError("", message) from e
+    raise ConfigError(prefix, message) from e
+
+
+def from_dict(cls: Type[T], values: Dict[str, Any]) -> T:
+  """Builds a (nested) config dataclass from a dict (parsed JSON).
+
+  Every value is checked against its field's type (int fields take JSON integers only, float
+  fields any number, bool fields true/false, str fields strings, tuple fields arrays, section
+  fields objects) and unknown keys are refused with the nearest known name; a section's own
+  checks (`__post_init__`) are prefixed by its path. All of these raise `ConfigError` (a
+  ValueError) naming the dotted field path, e.g. `ranking.epochs`.
+  """
+  return _from_dict(cls, values, "")
 
 
 def from_json(cls: Type[T], text: str) -> T:
   return from_dict(cls, json.loads(text))
+
+
+def _check_codebook_overrides(method: str, changes: Any) -> None:
+  """One method's codebook_overrides: CodebookConfig field names and types, by path."""
+  path = f"codebook_overrides.{method}"
+  if not isinstance(changes, dict):
+    raise ConfigError(path, f"expected a JSON object of CodebookConfig fields, got "
+                            f"{describe_value(changes)}", kind="type")
+  fields = {f.name: f for f in dataclasses.fields(CodebookConfig)}
+  for name, value in changes.items():
+    if name not in fields or name == "method":
+      known = {n: f for n, f in fields.items() if n != "method"}
+      if name == "method":
+        raise ConfigError(f"{path}.method", "the method is the override's key; list methods "
+                                            "in codebook_methods", kind="unknown")
+      raise _unknown_field(f"{path}.{name}", str(name), "CodebookConfig", known)
+    _check_value(f"{path}.{name}", _type_name(fields[name]), value, _default(fields[name]))
 
 
 _DATACLASSES = {c.__name__: c for c in (

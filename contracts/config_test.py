@@ -29,7 +29,12 @@ def test_round_trip_with_overrides_and_representations():
     ({"codebook_methods": ("rqvae", "no_such_method")}, "codebook_methods must name methods of"),
     ({"codebook_overrides": {"moc": {"levels": 2}}, "codebook_methods": ("rqvae",)},
      "codebook_overrides names 'moc'"),
-    ({"codebook_overrides": {"rqvae": {"levls": 2}}}, "levls"),
+    ({"codebook_overrides": {"rqvae": {"levls": 2}}},
+     r"^codebook_overrides\.rqvae\.levls: unknown CodebookConfig field; did you mean 'levels'\?$"),
+    ({"codebook_overrides": {"rqvae": {"levels": "6"}}},
+     r"^codebook_overrides\.rqvae\.levels: expected an integer, got \"6\" \(a string\)$"),
+    ({"codebook_overrides": {"rqvae": {"levels": 0}}},
+     r"^codebook_overrides\.rqvae: codebook needs levels >= 1"),
 ])
 def test_inconsistent_settings_fail_by_name(changes, message):
   with pytest.raises((ValueError, TypeError), match=message):
@@ -44,7 +49,7 @@ def test_a_config_file_from_before_the_codebook_keyed_settings_still_loads():
   config = config_lib.PipelineConfig.from_json(json.dumps(old))
   assert config.ranking.sid_codebook == "rqkmeans" and config.split.history_length == 10
   old["ranking"]["history_length"] = 5
-  with pytest.raises(ValueError, match="ranking.history_length 5 differs from split"):
+  with pytest.raises(ValueError, match="^ranking.history_length: 5 differs from split"):
     config_lib.PipelineConfig.from_json(json.dumps(old))
 
 
@@ -78,7 +83,8 @@ def test_input_cache_is_memory_or_none():
   # A misspelt field in a --config file is named, not ignored.
   settings = json.loads(config.to_json())
   settings["ranking"]["input_cach"] = settings["ranking"].pop("input_cache")
-  with pytest.raises(ValueError, match=r"unknown RankingConfig field\(s\) \['input_cach'\]"):
+  with pytest.raises(config_lib.ConfigError, match=r"^ranking\.input_cach: unknown RankingConfig "
+                                                  r"field; did you mean 'input_cache'\?$"):
     config_lib.PipelineConfig.from_json(json.dumps(settings))
 
 
@@ -99,3 +105,105 @@ def test_distribution_is_validated_and_reaches_the_trainer():
                                        r"'dense_content' \(it reads content embeddings\); "
                                        r"use multi_worker_mirrored$"):
     config_lib.RankingConfig(representation="dense_content", distribution="parameter_server")
+
+
+# --- from_json: every value checked against its field's type, by dotted path ---------------
+@pytest.mark.parametrize("text, message", [
+    ('{"ranking": {"epochs": "x"}}',
+     r'^ranking\.epochs: expected an integer, got "x" \(a string\)$'),
+    ('{"ranking": {"epochs": true}}', r"^ranking\.epochs: expected an integer, got true$"),
+    ('{"ranking": {"epochs": 2.0}}',
+     r"^ranking\.epochs: expected an integer, got 2\.0 \(a number\); write it without a decimal"),
+    ('{"ranking": {"epochs": null}}', r"^ranking\.epochs: expected an integer, got null$"),
+    ('{"ranking": {"learning_rate": "fast"}}', r'^ranking\.learning_rate: expected a number'),
+    ('{"ranking": {"use_history": "true"}}',
+     r'^ranking\.use_history: expected true or false, got "true" \(a string\); write true or '
+     r'false without quotes$'),
+    ('{"ranking": {"use_history": 1}}', r"^ranking\.use_history: expected true or false, got 1"),
+    ('{"ranking": {"optimizer": 3}}',
+     r"^ranking\.optimizer: expected a string, got 3 \(a number\)"),
+    ('{"ranking": {"mlp_dims": 64}}', r"^ranking\.mlp_dims: expected a JSON array, got 64"),
+    ('{"codebook": {"hidden_dims": [256, "x"]}}',
+     r'^codebook\.hidden_dims\[1\]: expected an integer, got "x"'),
+    ('{"representations": "sid_spm"}', r"^representations: expected a JSON array"),
+    ('{"codebook_overrides": []}', r"^codebook_overrides: expected a JSON object, got \[\]"),
+    ('{"ranking": 3}', r"^ranking: expected a JSON object \(the RankingConfig section\), got 3"),
+    ('{"ranking": []}',
+     r"^ranking: expected a JSON object \(the RankingConfig section\), got \[\]"),
+    ('{"ranking": null, "sid_method": "moc"}', r"^ranking: expected a JSON object .*got null$"),
+    ('{"data": {"synthetic": "big"}}', r"^data\.synthetic: expected a JSON object \(the "
+                                       r"SyntheticConfig section\)"),
+    ('{"data": {"files": {"header": "no"}}}', r"^data\.files\.header: expected true or false"),
+    ('{"data": {"files": {"user_features": "country"}}}',
+     r"^data\.files\.user_features: expected a JSON array"),
+    ('[1, 2]', r"^PipelineConfig: expected a JSON object"),
+])
+def test_wrong_types_name_the_field_the_type_and_the_value(text, message):
+  with pytest.raises(config_lib.ConfigError, match=message) as raised:
+    config_lib.PipelineConfig.from_json(text)
+  assert raised.value.kind == "type" and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("text, path, suggestion", [
+    ('{"ranking": {"epoch": 2}}', "ranking.epoch", "epochs"),
+    ('{"rankng": {}}', "rankng", "ranking"),
+    ('{"data": {"synthetic": {"num_item": 50}}}', "data.synthetic.num_item", "num_items"),
+    ('{"data": {"files": {"user_colum": "uid"}}}', "data.files.user_colum", "user_column"),
+    ('{"data": {"files": {"positive_treshold": 3}}}', "data.files.positive_treshold",
+     "positive_threshold"),
+    ('{"serving": {"warmup_request": 3}}', "serving.warmup_request", "warmup_requests"),
+])
+def test_unknown_fields_suggest_the_nearest_name(text, path, suggestion):
+  with pytest.raises(config_lib.ConfigError) as raised:
+    config_lib.PipelineConfig.from_json(text)
+  assert str(raised.value).startswith(f"{path}: unknown ")
+  assert str(raised.value).endswith(f"field; did you mean {suggestion!r}?")
+  assert (raised.value.kind, raised.value.path) == ("unknown", path)
+
+
+def test_an_unknown_field_without_a_near_name_lists_the_section():
+  with pytest.raises(config_lib.ConfigError,
+                     match=r"^ranking\.zzz: unknown RankingConfig field; RankingConfig has: "
+                           r"batch_size, .*epochs, .*use_history"):
+    config_lib.PipelineConfig.from_json('{"ranking": {"zzz": 1}}')
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"ranking": {"representation": "sid_bpe"}}',
+     r"^ranking: representation must be one of .* got 'sid_bpe'$"),
+    ('{"ranking": {"epochs": 0}}', r"^ranking needs .*epochs"),  # names its section already
+    ('{"data": {"files": {"format": "xls"}}}', r"^data\.files\.format must be one of"),
+    ('{"data": {"files": {"user_features": ["country", "country"]}}}',
+     r"^data\.files\.user_features lists a column twice"),
+    ('{"data": {"dataset": "files", "files": {"interactions": "logs.csv"}}}',
+     r"^data\.dataset 'files' needs data\.files\.catalog: give --interactions PATH --catalog"),
+    ('{"data": {"dataset": "imdb"}}', r"^data\.dataset must be one of"),
+    ('{"split": {"new_item_fraction": 1.5}}', r"^split: new_item_fraction must be in \(0, 1\)$"),
+    ('{"representations": ["sid_spm", "sid_spm"]}', r"^representations must be distinct"),
+])
+def test_values_a_section_refuses_are_prefixed_by_the_section(text, message):
+  with pytest.raises(config_lib.ConfigError, match=message) as raised:
+    config_lib.PipelineConfig.from_json(text)
+  assert raised.value.kind == "value"
+
+
+def test_json_types_convert_and_the_pipeline_s_own_json_round_trips():
+  config = config_lib.PipelineConfig.from_json(
+      '{"codebook": {"hidden_dims": [512, 256]}, "ranking": {"learning_rate": 1, '
+      '"mlp_dims": [32]}, "data": {"files": {"user_features": ["country"], '
+      '"positive_threshold": 3}}, "serving": {"warmup_candidates": [1, 5]}}')
+  assert config.codebook.hidden_dims == (512, 256) and config.ranking.mlp_dims == (32,)
+  assert isinstance(config.ranking.learning_rate, float) and config.ranking.learning_rate == 1.0
+  assert config.data.files.user_features == ("country",)
+  assert config.data.files.positive_threshold == 3.0
+  assert config.serving.warmup_candidates == (1, 5)
+  # Everything the pipeline writes (exec properties) reads back as the same value.
+  files = config_lib.FilesConfig(interactions="gs://b/logs/*.parquet", catalog="items.csv",
+                                 rating_column="stars", delimiter="\t", header=False,
+                                 user_features=("country", "device"))
+  written = config_lib.replace_section(config, "data", dataset="files", files=files)
+  assert config_lib.PipelineConfig.from_json(written.to_json()) == written
+  for section in (written.ranking, written.codebook, written.embedding, written.serving):
+    assert config_lib.from_json(type(section), config_lib.to_json(section)) == section
+  # A nested list stays a (nested) tuple where the field's default does not say more.
+  assert config_lib.from_dict(config_lib.FilesConfig, {"user_features": []}).user_features == ()

@@ -1,4 +1,6 @@
 """`sidrec` flags turn into the one PipelineConfig; bad values fail with a message."""
+import os
+
 import pytest
 
 from tfx_pipeline import cli
@@ -89,13 +91,13 @@ def test_settings_that_cannot_work_get_one_line_not_a_traceback(tmp_path, capsys
   assert cli.main(["experiment", "--seeds", "0,0", "--summarize-only"]) == 2
   err = capsys.readouterr().err
   assert err.strip().splitlines() == [
-      "sidrec experiment: error: experiment needs distinct seeds, got [0, 0]"]
+      "sidrec: error: experiment: experiment needs distinct seeds, got [0, 0]"]
   config = tmp_path / "config.json"
   config.write_text('{"ranking": {"embeding_dim": 16}}')
   assert cli.main(["run", "--config", str(config)]) == 2
   (line,) = capsys.readouterr().err.strip().splitlines()
-  assert line.startswith("sidrec run: error: unknown RankingConfig field(s) ['embeding_dim']")
-  assert line.endswith(f"(--config {config})")
+  assert line == (f"sidrec: error: run: --config {config}: ranking.embeding_dim: unknown "
+                  f"RankingConfig field; did you mean 'embedding_dim'?")
 
 
 def _count_tfrecords(pattern):
@@ -117,8 +119,11 @@ def test_sidrec_data_prepares_a_synthetic_dataset(tmp_path, capsys):
   import json
   import os
   out = tmp_path / "out"
-  assert cli.main(["data", "--dataset", "synthetic", "--output", str(out),
-                   "--synthetic-items", "150", "--synthetic-interactions", "2500"]) == 0
+  config = tmp_path / "config.json"  # a codebook that 150 items can fill (data/checks.py)
+  config.write_text('{"codebook": {"codebook_size": 32}}')
+  assert cli.main(["data", "--dataset", "synthetic", "--output", str(out), "--config",
+                   str(config), "--synthetic-items", "150", "--synthetic-interactions",
+                   "2500"]) == 0
   data = out / "data"
   with open(data / "split_stats.json") as f:
     stats = json.load(f)
@@ -183,3 +188,347 @@ def test_sidrec_serve_names_a_missing_model_dir(tmp_path, capsys):
   assert cli.main(["serve", "--model-dir", str(tmp_path / "absent"), "--print-command"]) == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and "absent" in err and "--model-dir" in err
+
+
+# --- issue 13 §3: every error a user can cause is one line, exit status 2 -------------------
+def _exit_status(argv):
+  """cli.main's exit status: argparse exits (SystemExit), the rest returns."""
+  try:
+    return cli.main(argv)
+  except SystemExit as e:
+    return e.code
+
+
+def _assert_one_line(capsys, command, fragments):
+  captured = capsys.readouterr()
+  lines = captured.err.splitlines()
+  assert len(lines) == 1, captured.err
+  (line,) = lines
+  prefix = f"sidrec: error: {command}: " if command else "sidrec: error: "
+  assert line.startswith(prefix), line
+  for fragment in fragments:
+    assert fragment in line, (fragment, line)
+  assert "Traceback" not in captured.err and "usage:" not in captured.err
+  return line
+
+
+# (id, argv with {tmp} for tmp_path, {config: JSON text} written to {tmp}/config.json or None,
+#  fragments the one line must hold). Every case fails before any work starts.
+USER_ERRORS = [
+    # argparse: bad values, unknown choices, missing required flags, unknown flags / commands.
+    ("bad_int", ["run", "--epochs", "x"], None,
+     ["argument --epochs", "invalid int value: 'x'", "`sidrec run --help`"]),
+    ("unknown_choice", ["data", "--dataset", "imdb"], None,
+     ["argument --dataset", "'imdb'", "ml-1m", "`sidrec data --help`"]),
+    ("missing_required", ["compile-kubeflow", "--dataset", "synthetic"], None,
+     ["--image", "`sidrec compile-kubeflow --help`"]),
+    ("unknown_flag", ["run", "--epohcs", "2"], None,
+     ["unrecognized arguments: --epohcs 2", "did you mean --epochs?", "`sidrec run --help`"]),
+    ("bad_int_list", ["experiment", "--table-budgets", "65536,8k"], None,
+     ["expected comma-separated integers, got '65536,8k'", "`sidrec experiment --help`"]),
+    ("unknown_representation", ["run", "--representations", "sid_spm,sid_bpe"], None,
+     ["unknown representation(s) ['sid_bpe']", "sid_prefix_ngram"]),
+    # --config: the file, its JSON, its types, its field names, its values.
+    ("config_missing", ["run", "--config", "{tmp}/absent.json"], None,
+     ["--config {tmp}/absent.json: no such file"]),
+    ("config_a_directory", ["run", "--config", "{tmp}"], None, ["--config {tmp}: is a directory"]),
+    ("config_not_json", ["run", "--config", "{tmp}/config.json"],
+     '{\n  "ranking": {"epochs": 2,}\n}',
+     ["--config {tmp}/config.json: not valid JSON: line 2, column 27"]),
+    ("config_not_an_object", ["run", "--config", "{tmp}/config.json"], '["ranking"]',
+     ["--config {tmp}/config.json: expected a JSON object", '["ranking"] (an array)']),
+    ("config_wrong_type", ["run", "--config", "{tmp}/config.json"],
+     '{"ranking": {"epochs": "x"}}',
+     ['--config {tmp}/config.json: ranking.epochs: expected an integer, got "x" (a string)']),
+    ("config_float_for_int", ["data", "--config", "{tmp}/config.json"],
+     '{"data": {"synthetic": {"num_items": 50.5}}}',
+     ["data.synthetic.num_items: expected an integer, got 50.5"]),
+    ("config_string_for_bool", ["run", "--config", "{tmp}/config.json"],
+     '{"ranking": {"use_history": "yes"}}', ["ranking.use_history: expected true or false"]),
+    ("config_number_for_section", ["run", "--config", "{tmp}/config.json"],
+     '{"data": {"synthetic": 5}}',
+     ["data.synthetic: expected a JSON object (the SyntheticConfig section), got 5"]),
+    ("config_unknown_field", ["run", "--config", "{tmp}/config.json"],
+     '{"ranking": {"epoch": 2}}',
+     ["--config {tmp}/config.json: ranking.epoch: unknown RankingConfig field; "
+      "did you mean 'epochs'?"]),
+    ("config_unknown_synthetic_field", ["data", "--config", "{tmp}/config.json"],
+     '{"data": {"synthetic": {"num_item": 50}}}',
+     ["data.synthetic.num_item: unknown SyntheticConfig field; did you mean 'num_items'?"]),
+    ("config_unknown_files_field", ["data", "--config", "{tmp}/config.json"],
+     '{"data": {"files": {"user_colum": "uid"}}}',
+     ["data.files.user_colum: unknown FilesConfig field; did you mean 'user_column'?"]),
+    ("config_unknown_override", ["run", "--config", "{tmp}/config.json"],
+     '{"codebook_overrides": {"rqvae": {"levls": 6}}}',
+     ["codebook_overrides.rqvae.levls: unknown CodebookConfig field; did you mean 'levels'?"]),
+    ("config_unknown_representation", ["run", "--config", "{tmp}/config.json"],
+     '{"ranking": {"representation": "sid_bpe"}}',
+     ["ranking: representation must be one of", "got 'sid_bpe'", "(--config {tmp}/config.json)"]),
+    ("config_unknown_representations", ["run", "--config", "{tmp}/config.json"],
+     '{"representations": ["sid_spm", "sid_bpe"]}',
+     ["representations must be distinct names from", "'sid_bpe'"]),
+    ("config_value_a_section_refuses", ["run", "--config", "{tmp}/config.json"],
+     '{"split": {"new_item_fraction": 2}}', ["split: new_item_fraction must be in (0, 1)"]),
+    ("flag_value_a_section_refuses", ["run", "--epochs", "0"], None,
+     ["ranking needs", "epochs", ">= 1"]),
+    # The user's own data: flags that cannot go together.
+    ("interactions_without_catalog", ["data", "--interactions", "{tmp}/logs.csv"], None,
+     ["--interactions needs --catalog PATH too"]),
+    ("catalog_without_interactions", ["run", "--catalog", "{tmp}/items.csv"], None,
+     ["--catalog needs --interactions PATH too"]),
+    ("own_files_with_another_dataset",
+     ["data", "--dataset", "ml-1m", "--interactions", "a.csv", "--catalog", "b.csv"], None,
+     ["--interactions / --catalog read your own data", "--dataset ml-1m"]),
+    ("files_dataset_without_files", ["data", "--dataset", "files"], None,
+     ["data.dataset 'files' needs data.files.interactions and data.files.catalog",
+      "--interactions PATH --catalog PATH"]),
+    ("unknown_column_role", ["data", "--columns", "usr=uid"], None,
+     ["argument --columns: unknown role 'usr' (did you mean 'user'?)",
+      "user, item, time, label, rating, catalog_item, text, release"]),
+    ("malformed_columns", ["data", "--columns", "user:uid"], None,
+     ["argument --columns: expected ROLE=COLUMN pairs", "'user:uid'"]),
+    ("column_role_twice", ["data", "--columns", "user=a,user=b"], None,
+     ["role 'user' is given twice"]),
+    ("empty_column", ["data", "--columns", "item="], None, ["item= needs a column name"]),
+    ("threshold_without_rating",
+     ["data", "--interactions", "a.csv", "--catalog", "b.csv", "--positive-threshold", "3"],
+     None, ["--positive-threshold", "--columns rating=COL"]),
+    ("files_flag_without_files", ["run", "--format", "csv"], None,
+     ["--format describes your own data files", "'ml-1m'", "--interactions PATH --catalog PATH"]),
+    ("bad_format", ["data", "--format", "xlsx"], None, ["argument --format", "'xlsx'", "parquet"]),
+    ("bad_delimiter", ["data", "--delimiter", ";;"], None,
+     ["argument --delimiter: expected one character", "';;'"]),
+    ("bad_user_feature", ["data", "--interactions", "a.csv", "--catalog", "b.csv",
+                          "--user-features", "country,device-type"], None,
+     ["data.files.user_features: 'device-type'", "--user-features"]),
+    ("user_feature_twice", ["data", "--interactions", "a.csv", "--catalog", "b.csv",
+                            "--user-features", "country,country"], None,
+     ["data.files.user_features lists a column twice"]),
+]
+
+
+@pytest.mark.parametrize("argv, config, fragments", [c[1:] for c in USER_ERRORS],
+                         ids=[c[0] for c in USER_ERRORS])
+def test_every_user_error_is_one_line_and_exit_status_2(argv, config, fragments, tmp_path,
+                                                        capsys):
+  if config is not None:
+    (tmp_path / "config.json").write_text(config)
+  argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+  command = argv[0]
+  assert _exit_status(argv + ["--output", str(tmp_path / "out")]) == 2
+  _assert_one_line(capsys, command, [f.replace("{tmp}", str(tmp_path)) for f in fragments])
+  assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_top_level_errors_are_one_line_too(capsys):
+  assert _exit_status(["rn"]) == 2
+  _assert_one_line(capsys, "", ["invalid choice: 'rn'", "'run'", "`sidrec --help`"])
+  assert _exit_status([]) == 2
+  _assert_one_line(capsys, "", ["required: command"])
+
+
+def test_debug_shows_the_traceback_instead(tmp_path, capsys):
+  config = tmp_path / "config.json"
+  config.write_text('{"ranking": {"epochs": "x"}}')
+  for argv in (["run", "--config", str(config), "--debug"],
+               ["--debug", "run", "--config", str(config)]):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "ConfigError: ranking.epochs: expected an integer" in err  # the cause, chained
+    assert err.rstrip().splitlines()[-1].startswith("tfx_pipeline.cli.UsageError: --config")
+  assert cli.main(["run", "--config", str(config)]) == 2  # without --debug: one line again
+  assert "Traceback" not in capsys.readouterr().err
+
+
+def _fake_module(monkeypatch, name, **functions):
+  """Stands in for a heavy module (TFX) the command imports, e.g. tfx_pipeline.local_runner."""
+  import importlib
+  import sys
+  import types
+  module = types.ModuleType(name)
+  for attr, fn in functions.items():
+    setattr(module, attr, fn)
+  package, _, leaf = name.rpartition(".")
+  monkeypatch.setitem(sys.modules, name, module)
+  monkeypatch.setattr(importlib.import_module(package), leaf, module, raising=False)
+  return module
+
+
+def _raiser(error):
+  def fn(*args, **kwargs):
+    raise error
+  return fn
+
+
+def _data_errors():
+  from contracts.embeddings_io import EmbeddingValidationError
+  from tfx_pipeline.data.errors import DataError, DataValidationError, DatasetNotFoundError
+  return [
+      DataValidationError("logs/part-3.csv", 17, "clicked", "'yes' is not 0 or 1",
+                          "write 0/1 labels or name a rating column with --columns rating=COL"),
+      DatasetNotFoundError("MovieLens 1M is not installed: pip install gt-movielens-1m"),
+      DataError("synthetic: the split leaves no training interactions\n(time cut 0.9)"),
+      EmbeddingValidationError("emb.npy: item 'sku-4' (row 5) has a NaN or infinite value"),
+  ]
+
+
+@pytest.mark.parametrize("command", ["data", "run", "experiment", "serve-demo"])
+def test_data_errors_of_every_command_are_one_line(command, monkeypatch, tmp_path, capsys):
+  from tfx_pipeline import experiment
+  from tfx_pipeline.data import prepare
+  for error in _data_errors():
+    raiser = _raiser(error)
+    monkeypatch.setattr(prepare, "prepare_data", raiser)
+    monkeypatch.setattr(experiment, "run_experiment", raiser)
+    _fake_module(monkeypatch, "tfx_pipeline.local_runner", run=raiser)
+    _fake_module(monkeypatch, "tfx_pipeline.serving_demo", run=raiser)
+    assert cli.main([command, "--dataset", "synthetic", "--output", str(tmp_path)]) == 2
+    line = _assert_one_line(capsys, command, [])
+    assert line == f"sidrec: error: {command}: {' '.join(str(error).split())}"
+  first = _data_errors()[0]
+  assert "logs/part-3.csv, line 17, field 'clicked'" in str(first) and "Fix: " in str(first)
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch, tmp_path):
+  _fake_module(monkeypatch, "tfx_pipeline.local_runner",
+               run=_raiser(RuntimeError("an internal bug")))
+  with pytest.raises(RuntimeError, match="an internal bug"):
+    cli.main(["run", "--dataset", "synthetic", "--output", str(tmp_path / "out")])
+  # A ValueError deep inside a step is a bug too (only the CLI's own checks are usage errors).
+  _fake_module(monkeypatch, "tfx_pipeline.local_runner", run=_raiser(ValueError("deep")))
+  with pytest.raises(ValueError, match="deep"):
+    cli.main(["run", "--dataset", "synthetic", "--output", str(tmp_path / "out")])
+
+
+def test_bad_own_files_fail_in_data_preparation_as_one_line(tmp_path, capsys):
+  """Real tiny files: the data layer's DataError reaches the user as one line."""
+  (tmp_path / "items.csv").write_text("item_id,text\nsku-1,a red shirt\nsku-2,blue jeans\n")
+  (tmp_path / "logs.csv").write_text("user,item_id,timestamp,label\nu1,sku-1,1600000000,1\n")
+  assert cli.main(["data", "--interactions", str(tmp_path / "logs.csv"), "--catalog",
+                   str(tmp_path / "items.csv"), "--columns", "user=uid",
+                   "--output", str(tmp_path / "out")]) == 2
+  _assert_one_line(capsys, "data", ["logs.csv", "uid"])
+  assert cli.main(["data", "--interactions", str(tmp_path / "absent.csv"), "--catalog",
+                   str(tmp_path / "items.csv"), "--output", str(tmp_path / "out")]) == 2
+  _assert_one_line(capsys, "data", ["absent.csv"])
+  assert not (tmp_path / "out" / "data").exists()
+
+
+# --- the output directory: checked before anything runs -------------------------------------
+def test_an_output_that_is_a_file_is_refused_and_left_alone(tmp_path, capsys):
+  existing = tmp_path / "results.txt"
+  existing.write_text("precious")
+  for command in ("data", "run", "experiment", "serve-demo"):
+    assert cli.main([command, "--dataset", "synthetic", "--output", str(existing)]) == 2
+    _assert_one_line(capsys, command, [f"--output {existing} is an existing file, not a "
+                                       "directory", "give --output a directory"])
+  assert cli.main(["data", "--dataset", "synthetic", "--output", str(existing / "sub")]) == 2
+  _assert_one_line(capsys, "data", [f"--output {existing / 'sub'}: {existing} is a file"])
+  # The same from a --config file's output_dir.
+  config = tmp_path / "config.json"
+  config.write_text('{"output_dir": "%s"}' % existing)
+  assert cli.main(["data", "--dataset", "synthetic", "--config", str(config)]) == 2
+  _assert_one_line(capsys, "data", [f"output_dir {existing} (--config {config}) is an "
+                                    "existing file", "set output_dir to a directory"])
+  assert existing.read_text() == "precious" and sorted(os.listdir(tmp_path)) == [
+      "config.json", "results.txt"]
+
+
+def test_an_output_whose_nearest_parent_is_not_writable_is_refused(tmp_path, monkeypatch,
+                                                                   capsys):
+  locked = tmp_path / "locked"
+  locked.mkdir()
+  locked.chmod(0o555)
+  real_access = os.access
+  # As root, os.access grants everything: answer for the locked directory as for a user.
+  monkeypatch.setattr(os, "access", lambda path, mode: False if os.path.abspath(path) == str(
+      locked) and mode & os.W_OK else real_access(path, mode))
+  try:
+    for output, what in ((locked / "runs" / "a", "its nearest existing parent"),
+                         (locked, "the directory")):
+      assert cli.main(["data", "--dataset", "synthetic", "--output", str(output)]) == 2
+      _assert_one_line(capsys, "data", [f"--output {output}: {what} {locked} is not writable",
+                                        "give --output a directory you can write to"])
+    assert os.listdir(locked) == []
+    # Reading commands do not need to write there (compile-kubeflow, serve-demo).
+    args = cli.make_parser().parse_args(["serve-demo", "--output", str(locked)])
+    assert cli.build_config(args).output_dir == str(locked)
+  finally:
+    locked.chmod(0o755)
+
+
+def test_remote_output_dirs_are_left_to_their_file_system():
+  args = cli.make_parser().parse_args(["run", "--output", "gs://bucket/sidrec"])
+  assert cli.build_config(args).output_dir == "gs://bucket/sidrec"
+
+
+# --- the user's own data: flags onto FilesConfig ---------------------------------------------
+def test_own_data_flags_map_onto_files_config(tmp_path):
+  from contracts import config as config_lib
+  args = cli.make_parser().parse_args([
+      "data", "--interactions", "logs/*.parquet", "--catalog", "gs://b/items.csv",
+      "--columns", "user=uid,item=sku,time=ts,label=clicked,rating=stars,catalog_item=id,"
+      "text=desc,release=released", "--user-features", "country, device",
+      "--positive-threshold", "3.5", "--format", "parquet", "--delimiter", "\\t",
+      "--no-header", "--text-template", "{title}. Genres: {genres}",
+      "--output", str(tmp_path / "out")])
+  config = cli.build_config(args)
+  assert config.data.dataset == "files"
+  assert config.data.files == config_lib.FilesConfig(
+      interactions="logs/*.parquet", catalog="gs://b/items.csv", format="parquet",
+      delimiter="\t", header=False, user_column="uid", item_column="sku", time_column="ts",
+      label_column="clicked", rating_column="stars", positive_threshold=3.5,
+      user_features=("country", "device"), catalog_item_column="id", text_column="desc",
+      text_template="{title}. Genres: {genres}", release_column="released")
+  # The defaults stand where no flag is given.
+  config = cli.build_config(cli.make_parser().parse_args(
+      ["run", "--interactions", "a.csv", "--catalog", "b.csv", "--delimiter", "tab"]))
+  assert config.data.files == config_lib.FilesConfig(interactions="a.csv", catalog="b.csv",
+                                                     delimiter="\t")
+  assert not tmp_path.joinpath("out").exists()
+
+
+def test_own_data_flags_override_the_config_file(tmp_path):
+  from contracts import config as config_lib
+  path = tmp_path / "config.json"
+  path.write_text(
+      '{"data": {"dataset": "files", "files": {"interactions": "old/*.csv", '
+      '"catalog": "items.csv", "user_column": "customer", "delimiter": ";", '
+      '"header": false, "rating_column": "stars", "user_features": ["country"]}}}')
+  config = cli.build_config(cli.make_parser().parse_args(
+      ["data", "--config", str(path), "--interactions", "new/*.csv", "--columns", "user=uid",
+       "--user-features", "none", "--header", "--positive-threshold", "4.5"]))
+  assert config.data.files == config_lib.FilesConfig(
+      interactions="new/*.csv", catalog="items.csv", user_column="uid", delimiter=";",
+      header=True, rating_column="stars", positive_threshold=4.5, user_features=())
+  # A config naming the dataset files without paths: the flags give them.
+  path.write_text('{"data": {"dataset": "files"}}')
+  config = cli.build_config(cli.make_parser().parse_args(
+      ["data", "--config", str(path), "--interactions", "a.csv", "--catalog", "b.csv"]))
+  assert (config.data.dataset, config.data.files.interactions) == ("files", "a.csv")
+  # Giving the paths switches a config's other dataset to files; --dataset then overrides.
+  path.write_text('{"data": {"dataset": "ml-100k", "files": {"interactions": "a.csv", '
+                  '"catalog": "b.csv"}}}')
+  args = ["data", "--config", str(path)]
+  assert cli.build_config(cli.make_parser().parse_args(args)).data.dataset == "ml-100k"
+  assert cli.build_config(cli.make_parser().parse_args(
+      args + ["--catalog", "c.csv"])).data.dataset == "files"
+  assert cli.build_config(cli.make_parser().parse_args(
+      args + ["--dataset", "files"])).data.files.catalog == "b.csv"
+
+
+def test_data_help_states_the_input_contract(capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["data", "--help"])
+  assert exit_info.value.code == 0
+  out = capsys.readouterr().out
+  for fragment in ("--interactions PATH", "--catalog PATH", "unix seconds", "ISO-8601",
+                   "0/1 label", "--positive-threshold", "categorical", "--text-template",
+                   "release time", "precomputed embeddings", "CSV/TSV", "Parquet",
+                   "TFRecord of tf.Examples", "a glob or a directory", "gs://",
+                   "catalog_item (the item column)", "--debug"):
+    assert fragment in out, fragment
+  assert ("sidrec run --interactions 'logs/*.parquet' --catalog items.csv \\\n"
+          "    --columns user=uid,item=sku,time=ts,label=clicked --user-features "
+          "country,device") in out

@@ -185,7 +185,7 @@ def test_a_file_that_is_not_a_pipeline_job_is_one_line_of_error(tmp_path, capsys
     path.write_text(content)
   assert cli.main(["run-compiled", str(path), "--pipeline-root", str(tmp_path / "root")]) == 2
   err = capsys.readouterr().err.strip()
-  assert err.startswith("sidrec run-compiled: error: ") and message in err
+  assert err.startswith("sidrec: error: run-compiled: ") and message in err
   assert "\n" not in err
 
 

@@ -125,7 +125,7 @@ def test_kubeflow_http_error_is_one_line_naming_the_endpoint(pipeline_file, caps
     assert cli.main(["submit", str(path), "--kfp-host", host]) == 2
   captured = capsys.readouterr()
   err = captured.err.strip().splitlines()
-  assert err == [f"sidrec submit: error: Kubeflow Pipelines at {host}: HTTP 400 Bad Request: "
+  assert err == [f"sidrec: error: submit: Kubeflow Pipelines at {host}: HTTP 400 Bad Request: "
                  "Invalid input error: pipeline spec is invalid"]
   assert "Run " not in captured.out
   # Not a KFP API at all (healthz missing): answered at once, not after kfp's 5 retries.
@@ -133,7 +133,7 @@ def test_kubeflow_http_error_is_one_line_naming_the_endpoint(pipeline_file, caps
     assert cli.main(["submit", str(path), "--kfp-host", host]) == 2
   assert len(log) == 1
   assert capsys.readouterr().err.strip() == (
-      f"sidrec submit: error: Kubeflow Pipelines at {host}: HTTP 404 Not Found on GET "
+      f"sidrec: error: submit: Kubeflow Pipelines at {host}: HTTP 404 Not Found on GET "
       "/apis/v2beta1/healthz: no route")
 
 
@@ -149,12 +149,12 @@ def test_unreachable_endpoints_are_one_line_naming_them(pipeline_file, capsys):
   assert cli.main(["submit", str(path), "--kfp-host", host]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith(
-      f"sidrec submit: error: cannot reach Kubeflow Pipelines at {host}: "), err
+      f"sidrec: error: submit: cannot reach Kubeflow Pipelines at {host}: "), err
   assert cli.main(["submit", str(path), "--vertex-project", "p", "--vertex-region", "r",
                    "--vertex-endpoint", host, "--access-token", "t"]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith(
-      f"sidrec submit: error: cannot reach Vertex AI at {host}: "), err
+      f"sidrec: error: submit: cannot reach Vertex AI at {host}: "), err
 
 
 VERTEX_PATH = "/v1/projects/sidrec-test/locations/europe-west4/pipelineJobs"
@@ -204,7 +204,7 @@ def test_vertex_errors_and_bad_input_are_one_line(pipeline_file, capsys, monkeyp
     assert "needs an access token" in capsys.readouterr().err
     assert cli.main(argv + ["--access-token", "t"]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"sidrec submit: error: Vertex AI at {endpoint}: HTTP 403 Forbidden on POST "
+        f"sidrec: error: submit: Vertex AI at {endpoint}: HTTP 403 Forbidden on POST "
         f"{VERTEX_PATH}: Permission 'aiplatform.pipelineJobs.create' denied")
     # A parameter the pipeline does not declare, a value of the wrong type: caught before
     # anything is sent.

@@ -1,6 +1,10 @@
 """The `sidrec` command line.
 
   sidrec data --dataset ml-1m --output DIR      prepare the data and the cold-start split
+  sidrec data --interactions PATH --catalog PATH [--columns user=uid,item=sku,...]
+              [--user-features country,device] [--format ...] --output DIR
+                                                the same from your own files (`sidrec data
+                                                --help` states the input contract)
   sidrec run  --dataset ml-1m --output DIR      prepare (if needed) and run the TFX pipeline
               [--representations random_id,sid_spm,...]   the ranking models to train
   sidrec experiment --representations ... --seeds 0,1,2,3,4 [--table-budgets ...]
@@ -15,6 +19,11 @@
   sidrec predict --server HOST:PORT --model M --user-id U --item-ids I1,I2 [--new-item ...]
                                                 rank candidates through a model server
   sidrec serve-demo --output DIR                serve DIR/serving and rank one real user
+
+Errors the user can cause (a bad flag, a bad --config file or value, an unusable --output,
+bad input data) are one line on stderr, `sidrec: error: <command>: ...`, exit status 2;
+`--debug` (before or after the command) prints the traceback instead. Anything else is a bug
+and keeps its traceback.
 """
 import os
 
@@ -23,18 +32,70 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import difflib  # noqa: E402
+import json  # noqa: E402
 import sys  # noqa: E402
-from typing import List, Optional  # noqa: E402
+import textwrap  # noqa: E402
+import traceback  # noqa: E402
+from typing import Dict, List, Optional  # noqa: E402
 
 from contracts import config as config_lib  # noqa: E402
+
+# --columns ROLE=COLUMN: the FilesConfig field of each role.
+COLUMN_ROLES = {"user": "user_column", "item": "item_column", "time": "time_column",
+                "label": "label_column", "rating": "rating_column",
+                "catalog_item": "catalog_item_column", "text": "text_column",
+                "release": "release_column", "title": "title_column",
+                "genres": "genres_column"}
+# Roles whose column may be "" (FilesConfig: none / the item column).
+_OPTIONAL_ROLES = ("rating", "catalog_item", "release", "title", "genres")
+# Flags that describe the user's own files: meaningful with dataset "files" only.
+_FILES_FLAGS = (("columns", "--columns"), ("user_features", "--user-features"),
+                ("positive_threshold", "--positive-threshold"), ("format", "--format"),
+                ("delimiter", "--delimiter"), ("header", "--header/--no-header"),
+                ("text_template", "--text-template"))
+# Commands that write into the output directory (checked before anything runs).
+_WRITING_COMMANDS = ("data", "run", "experiment")
+
+
+def _one_line(text: str) -> str:
+  return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse, with its errors as sidrec's one line: `sidrec: error: <command>: <message>`."""
+  command = ""  # the sub-command a sub-parser parses ("" = the top-level parser)
+  commands: Dict[str, "_Parser"] = {}  # top-level: the sub-parser of each command
+
+  def error(self, message):
+    where = f"{self.command}: " if self.command else ""
+    helper = f"sidrec {self.command} --help" if self.command else "sidrec --help"
+    self.exit(2, f"sidrec: error: {where}{_one_line(message)} (see `{helper}`)\n")
+
+  def parse_args(self, args=None, namespace=None):
+    namespace, extras = self.parse_known_args(args, namespace)
+    if extras:
+      parser = self.commands.get(getattr(namespace, "command", None), self)
+      parser.error(f"unrecognized arguments: {' '.join(extras)}{parser._suggest(extras)}")
+    return namespace
+
+  def _suggest(self, extras: List[str]) -> str:
+    known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+    for extra in extras:
+      if extra.startswith("--"):
+        close = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1)
+        if close:
+          return f"; did you mean {close[0]}?"
+    return ""
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
   # No defaults here for what a --config file also sets: a flag left out must not override
   # the file's value (an experiment config's output_dir silently became ./sidrec_output).
   parser.add_argument("--dataset", choices=config_lib.DATASETS,
-                      help="MovieLens 100K / 1M (read from the installed pip packages) or "
-                           "synthetic (default: the --config file's, else ml-1m)")
+                      help="MovieLens 100K / 1M (read from the installed pip packages), "
+                           "synthetic, or files (your own: --interactions/--catalog) "
+                           "(default: the --config file's, else ml-1m)")
   parser.add_argument("--output", help="output directory (default: the --config file's "
                                        "output_dir, else sidrec_output)")
   parser.add_argument("--config", help="JSON file with a PipelineConfig (flags given override it)")
@@ -58,6 +119,44 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                            "--beam-arg=--direct_running_mode=multi_processing (repeatable; "
                            "after the config's beam_pipeline_args, so a flag given here wins; "
                            "README 'Beam runners' lists what Dataflow, Flink and Spark need)")
+  files = parser.add_argument_group(
+      "your own data (dataset files; the input contract: `sidrec data --help`)")
+  files.add_argument("--interactions", metavar="PATH",
+                     help="the interactions: a file, a glob or a directory of shards (any "
+                          "tf.io.gfile file system, e.g. gs://); with --catalog, sets "
+                          "--dataset files")
+  files.add_argument("--catalog", metavar="PATH",
+                     help="the item catalog: a file, a glob or a directory of shards")
+  files.add_argument("--columns", type=_columns, metavar="ROLE=COLUMN,...",
+                     help="which column plays which role, e.g. user=uid,item=sku,time=ts,"
+                          "label=clicked; roles (default column): " + _roles_text())
+  files.add_argument("--user-features", type=_user_features, metavar="COLUMN,...",
+                     help="categorical user feature columns of the interactions, e.g. "
+                          "country,device ('' or none: no user features)")
+  files.add_argument("--positive-threshold", type=float, metavar="X",
+                     help="with a rating column (--columns rating=COL): label = rating >= X "
+                          f"(default {config_lib.FilesConfig.positive_threshold})")
+  files.add_argument("--format", choices=config_lib.FILE_FORMATS,
+                     help="file format (default auto: by file name: .csv, .tsv/.tab, "
+                          ".parquet/.pq, .tfrecord[.gz])")
+  files.add_argument("--delimiter", type=_delimiter, metavar="C",
+                     help="CSV/TSV field delimiter, one character; tab: --delimiter tab or "
+                          "'\\t' (default: ',' for csv, tab for tsv)")
+  files.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                     help="CSV/TSV: the first line names the columns (the default); "
+                          "--no-header: it does not, and columns are named by position "
+                          "0, 1, ...")
+  files.add_argument("--text-template", metavar="TEMPLATE",
+                     help="the item text from catalog columns, e.g. '{title}. Genres: "
+                          "{genres}' (default: the text column as it is)")
+
+
+def _roles_text() -> str:
+  """`user (user_id), item (item_id), ...`: the --columns roles and their default columns."""
+  defaults = config_lib.FilesConfig()
+  unset = {"catalog_item": "the item column"}
+  return ", ".join(f"{role} ({getattr(defaults, field) or unset.get(role, 'none')})"
+                   for role, field in COLUMN_ROLES.items())
 
 
 def _representations(text: str) -> tuple:
@@ -70,58 +169,214 @@ def _representations(text: str) -> tuple:
   return names
 
 
+def _columns(text: str) -> Dict[str, str]:
+  """`user=uid,item=sku` -> {"user": "uid", "item": "sku"}."""
+  roles: Dict[str, str] = {}
+  for part in (p.strip() for p in text.split(",")):
+    if not part:
+      continue
+    role, eq, column = (s.strip() for s in part.partition("="))
+    if not eq or not role:
+      raise argparse.ArgumentTypeError(
+          f"expected ROLE=COLUMN pairs separated by commas, e.g. user=uid,item=sku,time=ts,"
+          f"label=clicked; got {part!r}")
+    if role not in COLUMN_ROLES:
+      close = difflib.get_close_matches(role, list(COLUMN_ROLES), n=1)
+      hint = f" (did you mean {close[0]!r}?)" if close else ""
+      raise argparse.ArgumentTypeError(f"unknown role {role!r}{hint}; the roles are "
+                                       f"{', '.join(COLUMN_ROLES)}")
+    if role in roles:
+      raise argparse.ArgumentTypeError(f"role {role!r} is given twice")
+    if not column and role not in _OPTIONAL_ROLES:
+      raise argparse.ArgumentTypeError(f"{role}= needs a column name, e.g. {role}=COLUMN")
+    roles[role] = column
+  if not roles:
+    raise argparse.ArgumentTypeError("expected ROLE=COLUMN pairs, e.g. user=uid,item=sku,"
+                                     "time=ts,label=clicked")
+  return roles
+
+
+def _user_features(text: str) -> tuple:
+  if text.strip().lower() in ("", "none"):
+    return ()
+  return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def _delimiter(text: str) -> str:
+  if text in ("\\t", "tab", "\t"):
+    return "\t"
+  if len(text) != 1:
+    raise argparse.ArgumentTypeError(f"expected one character (a tab: tab or '\\t'), "
+                                     f"got {text!r}")
+  return text
+
+
 class UsageError(ValueError):
   """Settings that cannot work: one line for the user, no traceback (main)."""
 
 
 def build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
-  """Turns CLI flags into the one PipelineConfig (a --config file first, flags on top)."""
+  """Turns CLI flags into the one PipelineConfig (a --config file first, flags on top).
+
+  Every problem with the flags, the --config file or the output directory is a UsageError,
+  raised before anything runs.
+  """
   try:
-    return _build_config(args)
+    config = _build_config(args)
+  except UsageError:
+    raise
   except (ValueError, OSError) as e:
-    where = f" (--config {args.config})" if args.config else ""
-    raise UsageError(f"{e}{where}") from None
+    where = f" (--config {args.config})" if getattr(args, "config", None) else ""
+    raise UsageError(f"{e}{where}") from e
+  _check_output_dir(config, args)
+  return config
+
+
+def _read_config_file(path: str) -> dict:
+  """The JSON object of a --config file; UsageError naming the file (and line, column)."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      text = f.read()
+  except FileNotFoundError as e:
+    raise UsageError(f"--config {path}: no such file") from e
+  except IsADirectoryError as e:
+    raise UsageError(f"--config {path}: is a directory; give a JSON file") from e
+  except OSError as e:
+    raise UsageError(f"--config {path}: cannot read it: {e.strerror or e}") from e
+  except UnicodeDecodeError as e:
+    raise UsageError(f"--config {path}: not UTF-8 text (byte {e.start}); a config is a JSON "
+                     f"file") from e
+  try:
+    values = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise UsageError(f"--config {path}: not valid JSON: line {e.lineno}, column {e.colno}: "
+                     f"{e.msg}") from e
+  if not isinstance(values, dict):
+    raise UsageError(f"--config {path}: expected a JSON object of PipelineConfig sections, e.g. "
+                     f"{{\"ranking\": {{\"epochs\": 2}}}}, got {config_lib.describe_value(values)}")
+  return values
+
+
+def _section(values: dict, *path: str) -> Optional[dict]:
+  """values[path[0]][path[1]]..., created when missing; None where the file holds something
+  other than an object there (from_dict then names that value)."""
+  for name in path:
+    if name not in values:
+      values[name] = {}
+    values = values[name]
+    if not isinstance(values, dict):
+      return None
+  return values
+
+
+def _files_changes(args: argparse.Namespace, values: dict) -> dict:
+  """FilesConfig fields set by flags (checked for combinations that cannot work)."""
+  changes = {}
+  for name in ("interactions", "catalog", "format", "delimiter", "header", "text_template",
+               "user_features", "positive_threshold"):
+    if getattr(args, name, None) is not None:
+      changes[name] = getattr(args, name)
+  for role, column in (getattr(args, "columns", None) or {}).items():
+    changes[COLUMN_ROLES[role]] = column
+  paths = [n for n in ("interactions", "catalog") if n in changes]
+  if paths:
+    flags = " / ".join(f"--{n}" for n in paths)
+    if getattr(args, "dataset", None) not in (None, "files"):
+      raise UsageError(f"{flags} read your own data (dataset files), not --dataset "
+                       f"{args.dataset}: leave out --dataset (or give --dataset files)")
+    if len(paths) == 1:
+      other = "catalog" if paths[0] == "interactions" else "interactions"
+      data = values.get("data")
+      in_file = data.get("files") if isinstance(data, dict) else None
+      if not (isinstance(in_file, dict) and in_file.get(other)):
+        what = ("the item catalog (item id, text)" if other == "catalog" else
+                "the interactions (user id, item id, time, label)")
+        raise UsageError(f"--{paths[0]} needs --{other} PATH too: {what}")
+  return changes
 
 
 def _build_config(args: argparse.Namespace) -> config_lib.PipelineConfig:
-  if args.config:
-    with open(args.config) as f:
-      try:
-        config = config_lib.PipelineConfig.from_json(f.read())
-      except TypeError as e:  # a value of the wrong kind, e.g. a number where a section goes
-        raise ValueError(e) from None
-  else:
-    config = config_lib.PipelineConfig()
+  config_file = getattr(args, "config", None)
+  values = _read_config_file(config_file) if config_file else {}
+  files_changes = _files_changes(args, values)
+  # Flags on top of the file's values, then one from_dict: the sections' checks see both.
   if args.output:
-    config = dataclasses.replace(config, output_dir=args.output)
-  data_changes = {"dataset": args.dataset} if args.dataset else {}
+    values["output_dir"] = args.output
+  data = {"dataset": args.dataset} if args.dataset else {}
+  if "interactions" in files_changes or "catalog" in files_changes:
+    data["dataset"] = "files"
   if args.lenient:
-    data_changes["lenient"] = True
-  synthetic_changes = {}
-  if args.synthetic_items:
-    synthetic_changes["num_items"] = args.synthetic_items
-  if args.synthetic_interactions:
-    synthetic_changes["num_interactions"] = args.synthetic_interactions
-  if synthetic_changes:
-    data_changes["synthetic"] = dataclasses.replace(config.data.synthetic, **synthetic_changes)
-  config = config_lib.replace_section(config, "data", **data_changes)
-  if args.split_rule:
-    config = config_lib.replace_section(config, "split", rule=args.split_rule)
-  ranking_changes = {k: v for k, v in (("seed", args.seed), ("epochs", args.epochs),
-                                       ("table_budget", args.table_budget)) if v is not None}
-  if ranking_changes:
-    config = config_lib.replace_section(config, "ranking", **ranking_changes)
+    data["lenient"] = True
+  synthetic = {k: v for k, v in (("num_items", args.synthetic_items),
+                                 ("num_interactions", args.synthetic_interactions))
+               if v is not None}
+  ranking = {k: v for k, v in (("seed", args.seed), ("epochs", args.epochs),
+                               ("table_budget", args.table_budget)) if v is not None}
+  for path, changes in ((("data",), data), (("data", "synthetic"), synthetic),
+                        (("data", "files"), files_changes), (("ranking",), ranking),
+                        (("split",), {"rule": args.split_rule} if args.split_rule else {})):
+    if changes:
+      section = _section(values, *path)
+      if section is not None:
+        section.update(changes)
   if args.representations:
-    config = dataclasses.replace(config, representations=args.representations)
+    values["representations"] = list(args.representations)
+  try:
+    config = config_lib.from_dict(config_lib.PipelineConfig, values)
+  except config_lib.ConfigError as e:
+    if config_file and e.kind in ("type", "unknown"):  # only the file can hold these
+      raise UsageError(f"--config {config_file}: {e}") from e
+    raise
+  if config.data.dataset != "files":
+    given = [flag for name, flag in _FILES_FLAGS if getattr(args, name, None) is not None]
+    if given:
+      raise UsageError(f"{given[0]} describes your own data files, but the dataset is "
+                       f"{config.data.dataset!r}: give --interactions PATH --catalog PATH "
+                       f"(dataset files), or leave out {given[0]}")
+  threshold = getattr(args, "positive_threshold", None)
+  if threshold is not None and not config.data.files.rating_column:
+    raise UsageError("--positive-threshold applies to ratings: name the rating column with "
+                     "--columns rating=COL (or data.files.rating_column in --config); a 0/1 "
+                     "label column needs no threshold")
   if getattr(args, "beam_arg", None):
     config = dataclasses.replace(
         config, beam_pipeline_args=tuple(config.beam_pipeline_args) + tuple(args.beam_arg))
   return config_lib.with_dataset_defaults(config)
 
 
+def _check_output_dir(config: config_lib.PipelineConfig, args: argparse.Namespace) -> None:
+  """A local output directory that cannot be one, or cannot be written: UsageError now,
+  before a run fails (or leaves half its outputs) after hours."""
+  path = config.output_dir
+  if "://" in path:  # gs://... and the like: the file system decides when it is written
+    return
+  if getattr(args, "output", None):
+    name, fix = f"--output {path}", "give --output a directory"
+  elif getattr(args, "config", None):
+    name, fix = (f"output_dir {path} (--config {args.config})",
+                 "set output_dir to a directory, or give --output DIR")
+  else:
+    name, fix = f"the output directory {path}", "give --output DIR"
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise UsageError(f"{name} is an existing file, not a directory: {fix} (a new one, or one "
+                     f"of an earlier run); the file is left as it is")
+  if getattr(args, "command", None) not in _WRITING_COMMANDS:
+    return
+  parent = os.path.abspath(path)
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise UsageError(f"{name}: {parent} is a file, so the directory cannot be created there: "
+                     f"{fix} elsewhere")
+  if not os.access(parent, os.W_OK | os.X_OK):
+    what = "the directory" if parent == os.path.abspath(path) else "its nearest existing parent"
+    raise UsageError(f"{name}: {what} {parent} is not writable: {fix} you can write to (or "
+                     f"make {parent} writable)")
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
+  config = build_config(args)  # before the imports: a bad flag fails at once
   from tfx_pipeline.data import prepare
-  config = build_config(args)
   stats = prepare.prepare_data(config)
   print(prepare.format_split_stats(stats))
   print(f"\nPrepared data written to {config.data_dir}")
@@ -129,8 +384,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-  from tfx_pipeline import local_runner
   config = build_config(args)
+  from tfx_pipeline import local_runner
   local_runner.run(config, force_prepare=args.force_prepare)
   return 0
 
@@ -143,28 +398,28 @@ def _int_list(text: str) -> tuple:
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
-  from tfx_pipeline import experiment
   config = build_config(args)
+  from tfx_pipeline import experiment
   try:
     plan = experiment.ExperimentPlan(seeds=args.seeds, table_budgets=args.table_budgets or (),
                                      moc_scaling_factors=args.moc_scaling or (),
                                      run_main_grid=not args.moc_scaling_only)
   except ValueError as e:
-    raise UsageError(str(e)) from None
+    raise UsageError(str(e)) from e
   experiment.run_experiment(config, plan, summarize_only=args.summarize_only)
   return 0
 
 
 def _cmd_compile_kubeflow(args: argparse.Namespace) -> int:
-  from tfx_pipeline import kubeflow_v2_runner
   config = build_config(args)
+  from tfx_pipeline import kubeflow_v2_runner
   try:
     path = kubeflow_v2_runner.compile_pipeline(
         config, output_file=args.pipeline_file, image=args.image,
         pipeline_root=args.pipeline_root, data_dir=args.data_dir,
         baselines=not args.no_baselines)
   except ValueError as e:
-    raise UsageError(str(e)) from None
+    raise UsageError(str(e)) from e
   print(f"Kubeflow V2 pipeline spec written to {path}")
   return 0
 
@@ -174,7 +429,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
   try:
     return submit.submit_main(args)
   except submit.SubmitError as e:
-    raise UsageError(str(e)) from None
+    raise UsageError(str(e)) from e
 
 
 def _cmd_run_compiled(args: argparse.Namespace) -> int:
@@ -182,7 +437,7 @@ def _cmd_run_compiled(args: argparse.Namespace) -> int:
   try:
     result = kubeflow_local_launcher.run_compiled(args.pipeline_json, args.pipeline_root)
   except (ValueError, kubeflow_local_launcher.LaunchError) as e:
-    raise UsageError(str(e)) from None
+    raise UsageError(str(e)) from e
   print(f"Job {result['job']} finished; its artifacts are under {result['job_dir']}")
   return 0
 
@@ -192,16 +447,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
   try:
     return server.serve_main(args)
   except ValueError as e:
-    raise UsageError(str(e)) from None
+    raise UsageError(str(e)) from e
 
 
 def _cmd_serve_demo(args: argparse.Namespace) -> int:
-  from tfx_pipeline import serving_demo
   config = build_config(args)
+  from tfx_pipeline import serving_demo
   try:
     serving_demo.run(config)
   except ValueError as e:
-    raise UsageError(str(e)) from None
+    raise UsageError(str(e)) from e
   return 0
 
 
@@ -210,26 +465,67 @@ def _cmd_predict(args: argparse.Namespace) -> int:
   try:
     return client.predict_main(args)
   except (ValueError, client.ServingError) as e:
-    raise UsageError(str(e)) from None
+    raise UsageError(str(e)) from e
+
+
+def _data_contract() -> str:
+  """`sidrec data --help`'s epilog: what your own files must hold."""
+  defaults = config_lib.FilesConfig()
+  roles = textwrap.fill("--columns ROLE=COLUMN,...; roles (default column): " + _roles_text(),
+                        width=86, initial_indent=" " * 16,
+                        subsequent_indent=" " * 16).strip()
+  return f"""\
+Your own data (--interactions PATH --catalog PATH: dataset files):
+  interactions  one row per impression: a user id, an item id, a time (unix seconds
+                or ISO-8601) and a 0/1 label, or a rating with --positive-threshold X
+                (label = rating >= X, default {defaults.positive_threshold}); plus any user
+                feature columns (--user-features country,device), categorical (strings
+                or integers)
+  catalog       one row per item: the item id and its text (one column, or
+                --text-template '{{title}}. Genres: {{genres}}' over columns), optionally a
+                release time (unix seconds, ISO-8601 or a year), a display title and
+                "|"-joined genres; or no text, with precomputed embeddings
+                (embedding.encoder "precomputed" in --config)
+  columns       {roles}
+  formats       CSV/TSV (--delimiter C, --no-header: columns named 0, 1, ...), Parquet,
+                TFRecord of tf.Examples; --format auto picks by file name. Each path is a
+                file, a glob or a directory of shards, on any tf.io.gfile file system
+                (e.g. gs://)
+
+Example:
+  sidrec run --interactions 'logs/*.parquet' --catalog items.csv \\
+    --columns user=uid,item=sku,time=ts,label=clicked --user-features country,device
+"""
 
 
 def make_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
-      prog="sidrec", description="Semantic-ID ranking pipelines on TFX.")
+  parser = _Parser(prog="sidrec", description="Semantic-ID ranking pipelines on TFX.")
+  parser.add_argument("--debug", action="store_true",
+                      help="on an error, print the traceback instead of one line")
   sub = parser.add_subparsers(dest="command", required=True)
+  commands: Dict[str, _Parser] = {}
 
-  p = sub.add_parser("data", help="prepare a dataset and its cold-start split")
+  def command(name: str, **kwargs) -> _Parser:
+    p = sub.add_parser(name, **kwargs)
+    p.command = name
+    commands[name] = p
+    return p
+
+  p = command("data", help="prepare a dataset and its cold-start split",
+              description="Prepare a dataset (MovieLens, synthetic or your own files) and its "
+                          "cold-start split into DIR/data.",
+              epilog=_data_contract(), formatter_class=argparse.RawDescriptionHelpFormatter)
   _add_common(p)
   p.set_defaults(func=_cmd_data)
 
-  p = sub.add_parser("run", help="run the TFX pipeline locally (LocalDagRunner)")
+  p = command("run", help="run the TFX pipeline locally (LocalDagRunner)")
   _add_common(p)
   p.add_argument("--force-prepare", action="store_true",
                  help="re-prepare the data even if DIR/data exists for the same settings")
   p.set_defaults(func=_cmd_run)
 
-  p = sub.add_parser("experiment", help="representations over seeds, table budgets and MoC "
-                     "scaling factors; mean and std per cell in DIR/experiment.{json,md}")
+  p = command("experiment", help="representations over seeds, table budgets and MoC "
+              "scaling factors; mean and std per cell in DIR/experiment.{json,md}")
   _add_common(p)
   p.add_argument("--force-prepare", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--seeds", type=_int_list, default=(0, 1, 2, 3, 4),
@@ -246,7 +542,7 @@ def make_parser() -> argparse.ArgumentParser:
                  "DIR/experiment_runs under these settings (e.g. while one is running)")
   p.set_defaults(func=_cmd_experiment)
 
-  p = sub.add_parser("compile-kubeflow", help="compile the pipeline for Kubeflow Pipelines V2")
+  p = command("compile-kubeflow", help="compile the pipeline for Kubeflow Pipelines V2")
   _add_common(p)
   p.add_argument("--pipeline-file", default="sidrec_pipeline.json")
   p.add_argument("--pipeline-root", help="remote pipeline root, e.g. gs://bucket/sidrec")
@@ -264,14 +560,14 @@ def make_parser() -> argparse.ArgumentParser:
   p.set_defaults(func=_cmd_compile_kubeflow)
 
   from tfx_pipeline import submit as submit_lib  # argparse only: no TensorFlow import
-  p = sub.add_parser("submit", help="start a run of a compiled pipeline on Kubeflow Pipelines "
-                     "(kfp SDK) or Vertex AI Pipelines (REST)")
+  p = command("submit", help="start a run of a compiled pipeline on Kubeflow Pipelines "
+              "(kfp SDK) or Vertex AI Pipelines (REST)")
   submit_lib.add_submit_arguments(p)
   p.set_defaults(func=_cmd_submit)
 
-  p = sub.add_parser("run-compiled", help="run a compiled pipeline JSON on this machine as the "
-                     "Kubeflow backend would (tasks in subprocesses of this Python, no "
-                     "containers; tfx_pipeline/kubeflow_local_launcher.py)")
+  p = command("run-compiled", help="run a compiled pipeline JSON on this machine as the "
+              "Kubeflow backend would (tasks in subprocesses of this Python, no "
+              "containers; tfx_pipeline/kubeflow_local_launcher.py)")
   p.add_argument("pipeline_json", help="the PipelineJob JSON `sidrec compile-kubeflow` wrote")
   p.add_argument("--pipeline-root", help="local directory for the run's artifacts and the "
                  "ledger resolvers query (default: the job's gcsOutputDirectory, if local)")
@@ -279,35 +575,57 @@ def make_parser() -> argparse.ArgumentParser:
 
   from serving import client as serving_client  # argparse only: no TensorFlow import
   from serving import server as serving_server
-  p = sub.add_parser("serve", help="serve the pushed models: tensorflow_model_server when it "
-                     "is on PATH, else sidrec's local model server (a stand-in for it that "
-                     "keeps its gRPC and REST contract)")
+  p = command("serve", help="serve the pushed models: tensorflow_model_server when it "
+              "is on PATH, else sidrec's local model server (a stand-in for it that "
+              "keeps its gRPC and REST contract)")
   serving_server.add_serve_arguments(p)
   p.set_defaults(func=_cmd_serve)
 
-  p = sub.add_parser("predict", help="rank candidates for a user through a model server "
-                     "(gRPC or REST); new items by their SID or content embedding")
+  p = command("predict", help="rank candidates for a user through a model server "
+              "(gRPC or REST); new items by their SID or content embedding")
   serving_client.add_predict_arguments(p)
   p.set_defaults(func=_cmd_predict)
 
-  p = sub.add_parser("serve-demo", help="serve DIR/serving with sidrec's local model server "
-                     "and rank a real user's eval items, one of them never seen, over REST; "
-                     "prints the serve and predict commands that do the same")
+  p = command("serve-demo", help="serve DIR/serving with sidrec's local model server "
+              "and rank a real user's eval items, one of them never seen, over REST; "
+              "prints the serve and predict commands that do the same")
   _add_common(p)
   p.set_defaults(func=_cmd_serve_demo)
+
+  for p in commands.values():
+    # SUPPRESS: a sub-command that is not given --debug leaves `sidrec --debug CMD`'s value.
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="on an error, print the traceback instead of one line")
+  parser.commands = commands
   return parser
+
+
+def _is_user_error(error: BaseException) -> bool:
+  """An error the user caused and can fix from its message (one line, no traceback)."""
+  kinds = [UsageError]
+  # Only modules already loaded can have raised their errors (and the CLI stays light).
+  for module, name in (("tfx_pipeline.data.errors", "DataError"),
+                       ("contracts.embeddings_io", "EmbeddingValidationError")):
+    if module in sys.modules:
+      kinds.append(getattr(sys.modules[module], name))
+  return isinstance(error, tuple(kinds))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
   args = make_parser().parse_args(argv)
   try:
     return args.func(args)
-  except UsageError as e:
-    print(f"sidrec {args.command}: error: {e}", file=sys.stderr)
-    return 2
   except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
     return 130
+  except Exception as e:  # pylint: disable=broad-except
+    if not _is_user_error(e):
+      raise  # a bug: its traceback
+    if getattr(args, "debug", False):
+      traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+    else:
+      print(f"sidrec: error: {args.command}: {_one_line(e)}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
