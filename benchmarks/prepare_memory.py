@@ -5,6 +5,7 @@
 
 Writes a synthetic interactions CSV of each size (users u0.., items from a catalog of --items,
 increasing times, a 0/1 label, two user feature columns) and, each in a fresh process:
+  load       the streaming loader alone (read, validate, keep the per-row arrays)
   streaming  `prepare_data` on it (dataset "files": load, validate, split, write the examples)
   baseline   pandas.read_csv of the same file into one DataFrame (what reading it whole costs;
              the streaming loader keeps arrays, not the file's rows)
@@ -72,13 +73,16 @@ def child(mode: str, inter: str, catalog: str, out: str) -> None:
   import tensorflow  # noqa: F401  (imported by prepare_data anyway: count it as a base)
   base = _rss_bytes()
   start = time.time()
+  files = config_lib.FilesConfig(interactions=inter, catalog=catalog,
+                                 user_features=("country", "device"))
+  config = config_lib.PipelineConfig(output_dir=out)
+  config = config_lib.replace_section(config, "data", dataset="files", files=files)
   if mode == "streaming":
-    files = config_lib.FilesConfig(interactions=inter, catalog=catalog,
-                                   user_features=("country", "device"))
-    config = config_lib.PipelineConfig(output_dir=out)
-    config = config_lib.replace_section(config, "data", dataset="files", files=files)
     stats = prepare_data(config)
     rows = stats["interactions"]
+  elif mode == "load":
+    from tfx_pipeline.data.files import load_files
+    rows = len(load_files(config.data).interactions)
   else:
     frame = pd.read_csv(inter, dtype=str)
     rows = len(frame)
@@ -111,17 +115,19 @@ def main() -> None:
     paths = write_inputs(args.work, rows, args.items, args.users_per_row)
     print(f"matmul {matmul_gflops():.0f} GFLOP/s; {rows:,} interactions "
           f"({os.path.getsize(paths['interactions']) / 1e6:.0f} MB CSV)", flush=True)
-    for mode in ("streaming", "baseline"):
+    for mode in ("load", "streaming", "baseline"):
       got = measure(mode, paths, os.path.join(args.work, f"out-{rows}"))
       per_row[(rows, mode)] = got["peak_above_base"] / got["rows"]
       print(f"  {mode:<9} peak +{got['peak_above_base'] / 1e6:8.0f} MB  "
             f"{per_row[(rows, mode)]:6.0f} bytes/interaction  {got['seconds']:7.1f} s",
             flush=True)
-    print(f"  streaming / baseline bytes per interaction: "
+    print(f"  bytes per interaction / baseline: load "
+          f"{per_row[(rows, 'load')] / per_row[(rows, 'baseline')]:.2f}, streaming prepare "
           f"{per_row[(rows, 'streaming')] / per_row[(rows, 'baseline')]:.2f}")
   if len(sizes) > 1:
     a, b = sizes[0], sizes[-1]
-    print(f"bytes per interaction, {b:,} / {a:,} rows: streaming "
+    print(f"bytes per interaction, {b:,} / {a:,} rows: load "
+          f"{per_row[(b, 'load')] / per_row[(a, 'load')]:.2f}, streaming prepare "
           f"{per_row[(b, 'streaming')] / per_row[(a, 'streaming')]:.2f}, baseline "
           f"{per_row[(b, 'baseline')] / per_row[(a, 'baseline')]:.2f}")
 

@@ -108,6 +108,18 @@ class FilesConfig:
         raise ValueError(f"data.files.user_features: {name!r} is not a usable column name: "
                          "name user feature columns with letters, digits and '_' only (not "
                          "'id': user_id is always a model input) (--user-features)")
+    if self.text_template:
+      import string  # pylint: disable=g-import-not-at-top
+      try:
+        parts = list(string.Formatter().parse(self.text_template))
+      except ValueError as e:
+        raise ValueError(f"data.files.text_template {self.text_template!r}: {e}; write catalog "
+                         "columns in braces, e.g. '{title}. Genres: {genres}'") from None
+      fields = [(f, spec, conv) for _, f, spec, conv in parts if f is not None]
+      if not fields or any(not f or spec or conv for f, spec, conv in fields):
+        raise ValueError(f"data.files.text_template {self.text_template!r} must name catalog "
+                         "columns in braces, e.g. '{title}. Genres: {genres}' (no empty {}, "
+                         "no format specs)")
     if len(set(self.user_features)) != len(self.user_features):
       raise ValueError(f"data.files.user_features lists a column twice: "
                        f"{list(self.user_features)} (--user-features)")
@@ -266,7 +278,8 @@ class RankingConfig:
   sid_codebook: str = "rqvae"
   # E: size of the item vector every representation produces (per table row, and after fusion).
   embedding_dim: int = 32
-  # Embedding size of the user-id token; age/gender/occupation tokens use `user_feature_dim`.
+  # Embedding size of the user-id token; the tokens of the user features the data declares
+  # (MovieLens: age, gender, occupation) use `user_feature_dim`.
   user_embedding_dim: int = 32
   user_feature_dim: int = 8
   # Rows per table for hashed tables: an n-gram group or SID prefix whose cardinality (K^n,

@@ -4,11 +4,11 @@ Interactions (one tf.train.Example per rating), files `interactions/{train,eval}
   user_id           bytes      IDs are strings everywhere: users bring arbitrary IDs.
   item_id           bytes
   timestamp         int64      unix seconds
-  rating            float
-  label             int64      1 iff rating >= POSITIVE_RATING
-  user_age          int64
-  user_gender       bytes
-  user_occupation   bytes
+  rating            float      your own 0/1 labels are stored as ratings 0.0 / 1.0
+  label             int64      1 iff rating >= the dataset's threshold (MovieLens: POSITIVE_RATING)
+  user_<name>       bytes|int64  every user feature the data declares, e.g. MovieLens's
+                               user_age (int64), user_gender, user_occupation (bytes); your own
+                               data's FilesConfig.user_features (USER_FEATURE_PREFIX)
   item_cohort       bytes      "seen" iff the item occurs in the train split, else "new"
   item_popularity   bytes      bucket of the item's number of train interactions: "0" (new items),
                                "1-9", "10-99", "100-999", "1000+" (an evaluation slice)
@@ -50,6 +50,12 @@ HISTORY_PAD = ""
 # the columns of FilesConfig.user_features): every interaction feature `user_<name>` but
 # user_id is one, categorical (bytes or int64), and becomes a model input by that name.
 USER_FEATURE_PREFIX = "user_"
+
+
+# An int64 user feature's "not given" value (a client that omits it, an example without it):
+# the transform maps it to the out-of-vocabulary token, as it does "" for bytes features (0 can
+# be a real category of your own data, e.g. a tier).
+MISSING_INT64 = -(2 ** 63)
 
 
 def user_feature(name: str) -> str:

@@ -43,9 +43,9 @@ from contracts import serving_api as api
 PROTOCOLS = ("grpc", "rest")
 FORMS = ("column", "row")
 # What a user who gives only an id gets for a user feature not given, by the input's dtype:
-# values the transform graph maps to the out-of-vocabulary token (the vocabularies never
-# hold "" or "0").
-STRING_USER_DEFAULT, NUMERIC_USER_DEFAULT = "", 0
+# values the transform graph maps to the out-of-vocabulary token (vocabularies never hold "";
+# int64 features map MISSING_INT64 to "" before the vocabulary).
+STRING_USER_DEFAULT, NUMERIC_USER_DEFAULT = "", S.MISSING_INT64
 
 # How each ranked item was scored (RankedItem.source).
 SOURCE_TABLE = "table"  # the item is in the model's tables: its own codes

@@ -457,7 +457,7 @@ def test_the_user_fields_are_the_models_declared_user_features():
   # Features not given: the out-of-vocabulary values.
   client.rank({S.USER_ID: "u1"}, ["i1"])
   assert fake.requests[-1]["user_country"].tolist() == [b""]
-  assert fake.requests[-1]["user_tier"].tolist() == [0]
+  assert fake.requests[-1]["user_tier"].tolist() == [S.MISSING_INT64]
   # MovieLens's fields are not this model's: refused, naming the field and listing its own.
   with pytest.raises(C.ServingError) as undeclared:
     client.rank({S.USER_ID: "u1", "user_age": 30}, ["i1"])

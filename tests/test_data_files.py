@@ -265,3 +265,100 @@ def test_brought_embeddings_let_items_come_without_text(tmp_path):
   stats = prepare_data(config)
   assert stats["items"] == 40
   assert json.load(open(os.path.join(config.data_dir, schema.SPLIT_STATS_FILE)))["items"] == 40
+
+
+# --- what a careless export looks like -------------------------------------------------------
+def _csv(tmp_path, name, text):
+  path = tmp_path / name
+  path.write_text(text)
+  return str(path)
+
+
+def _tiny_files(tmp_path, inter_text, **files):
+  catalog = _csv(tmp_path, "items.csv", "item_id,text\n" + "".join(
+      f"i{k},item {k}\n" for k in range(8)))
+  return config_lib.FilesConfig(interactions=_csv(tmp_path, "inter.csv", inter_text),
+                                catalog=catalog, **files)
+
+
+def _load(files, lenient=False):
+  from tfx_pipeline.data.files import load_files
+  return load_files(config_lib.DataConfig(dataset="files", files=files, lenient=lenient))
+
+
+def test_line_numbers_count_blank_and_dropped_lines(tmp_path):
+  text = ("user_id,item_id,timestamp,label\n"
+          "u1,i1,1700000000,1\n"
+          "\n"                      # line 3: blank
+          "u2,i2,1700000001\n"      # line 4: a field short
+          "u3,i3,1700000002,0,x\n"  # line 5: a field too many
+          "u4,i4,1700000003,1\n"
+          "u5,i9,1700000004,0\n")   # line 7: not in the catalog
+  with pytest.raises(DataValidationError, match=r"inter.csv, line 4: the line has 3 field"):
+    _load(_tiny_files(tmp_path, text))
+  with pytest.raises(DataValidationError, match=r"inter.csv, line 7, field 'item_id': item "
+                     r"'i9' is not in the catalog"):
+    _load(_tiny_files(tmp_path, text.replace("u2,i2,1700000001\n", "u2,i2,1700000001,1\n")
+                      .replace("u3,i3,1700000002,0,x\n", "u3,i3,1700000002,0\n")))
+  dataset = _load(_tiny_files(tmp_path, text), lenient=True)
+  assert dataset.dropped_rows == {"interactions:bad_line": 2, "interactions:empty_line": 1,
+                                  "interactions:unknown_item": 1}
+  assert len(dataset.interactions) == 2
+
+
+def test_times_in_every_form_a_file_may_hold(tmp_path):
+  from tfx_pipeline.data.files import parse_times
+  import pyarrow as pa
+  want = 1700000000.0
+  strings = pa.array(["2023-11-14T23:13:20+01:00", "2023-11-14 22:13:20", "2023-11-14T22:13:20Z",
+                      "1700000000", "yesterday", "2023-11-14"])
+  got = parse_times(strings)
+  assert got[:4].tolist() == [want] * 4  # zoneless = UTC, even beside a zoned one
+  assert np.isnan(got[4]) and got[5] == want - 22 * 3600 - 13 * 60 - 20
+  assert parse_times(pa.array([b"2023-11-14T22:13:20Z"], pa.large_binary())).tolist() == [want]
+  stamps = pa.array([want * 1e9, want * 1e9 + 5e8], pa.int64()).cast(pa.timestamp("ns"))
+  assert parse_times(stamps).tolist() == [want, want + 0.5]  # the fraction is refused later
+  assert parse_times(pa.array([want], pa.float64())).tolist() == [want]
+
+
+def test_parquet_timestamps_and_tfrecord_iso_times_load(tmp_path):
+  inter, items = _synthetic()
+  reference = prepare_data(files_config(tmp_path / "a", _write(tmp_path, inter, items)))
+  typed = inter.assign(time=pd.to_datetime(inter["time"], unit="s"))
+  b = files_config(tmp_path / "b", _write(tmp_path, typed, items, fmt="parquet"))
+  iso = inter.assign(time=pd.to_datetime(inter["time"], unit="s", utc=True).dt.strftime(
+      "%Y-%m-%dT%H:%M:%S+00:00"))
+  c = files_config(tmp_path / "c", _write(tmp_path, iso, items, fmt="tfrecord"))
+  for config in (b, c):
+    stats = prepare_data(config)
+    assert stats["time_cut"] == reference["time_cut"]
+    assert stats["user_features"] == {"user_country": "bytes", "user_tier": "int64"}
+    for split in SPLITS:
+      assert own_data.canonical_examples(config.data_dir, split).equals(
+          own_data.canonical_examples(str(tmp_path / "a" / "data"), split))
+
+
+@pytest.mark.parametrize("template,fragment", [
+    ("{title", "text_template '{title'"), ("{}. x", "must name catalog columns"),
+    ("plain text", "must name catalog columns"), ("{name!r}", "must name catalog columns")])
+def test_broken_text_templates_are_refused_by_name(template, fragment):
+  with pytest.raises(ValueError) as raised:
+    config_lib.FilesConfig(interactions="a", catalog="b", text_template=template)
+  assert fragment in str(raised.value)
+
+
+def test_headerless_files_a_positional_template_and_zero_categories(tmp_path):
+  catalog = _csv(tmp_path, "items.csv", "".join(f"i{k},item {k},k{k % 2}\n" for k in range(8)))
+  inter = _csv(tmp_path, "inter.csv", "".join(
+      f"u{k},i{k % 8},{1700000000 + k},{k % 2},{['0', '-0', '7'][k % 3]}\n" for k in range(9)))
+  files = config_lib.FilesConfig(interactions=inter, catalog=catalog, header=False,
+                                 catalog_item_column="0", text_template="{1} ({2})",
+                                 user_features=("4",), user_column="0", item_column="1",
+                                 time_column="2", label_column="3")
+  dataset = _load(files)
+  assert list(dataset.items["text"][:2]) == ["item 0 (k0)", "item 1 (k1)"]
+  assert len(dataset.interactions) == 9  # no line taken for a header
+  # "-0" is not a plain integer, so the feature is categorical text, and "0" one category.
+  assert dataset.user_features == {"user_4": "bytes"}
+  values, index = dataset.user_feature_values("user_4")
+  assert sorted(values) == ["-0", "0", "7"] and len(index) == 9

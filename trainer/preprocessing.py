@@ -63,11 +63,12 @@ def _vocab_token(x: tf.Tensor, name: str) -> tf.Tensor:
 
 def _user_values(x, name: str) -> tf.Tensor:
   """A declared user feature as [B] strings, the vocabulary's input: bytes as they are, int64
-  as their decimal text ("" / 0 where an example lacks the value)."""
+  as their decimal text; "" (out of vocabulary) where the value is missing or MISSING_INT64."""
   if x.dtype == tf.string:
     return _dense(x, b"")
   if x.dtype.is_integer:
-    return tf.strings.as_string(_dense(x, tf.constant(0, x.dtype)))
+    values = _dense(x, tf.constant(S.MISSING_INT64, x.dtype))
+    return tf.where(tf.equal(values, S.MISSING_INT64), b"", tf.strings.as_string(values))
   raise ValueError(f"preprocessing_fn: user feature {name} is {x.dtype.name}; user features "
                    f"are categorical (contracts/schema.py): write it as bytes or int64 (bucket "
                    f"a continuous value first), or name it without the `user_` prefix")

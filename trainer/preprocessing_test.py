@@ -11,6 +11,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from contracts import schema as S
 from contracts.transform_settings import TransformSettings
 from trainer import preprocessing as P
 from trainer.model import features as F
@@ -156,24 +157,30 @@ def _base_row(user, item):
 def test_the_data_declares_the_user_features_bytes_and_int64(tmp_path):
   spec = dict(BASE_SPEC, user_country=tf.io.FixedLenFeature([], tf.string),
               user_tier=tf.io.FixedLenFeature([], tf.int64))
-  countries, tiers = [b"fr", b"de", b"jp"], [1, 2, 3, 4]
+  countries, tiers = [b"fr", b"de", b"jp"], [0, 1, 2, 3]  # 0: a real tier of this data
   train = [dict(_base_row(f"u{u}", f"i{u % 3}"), user_country=countries[u % 3],
                 user_tier=tiers[u % 4]) for u in range(12)]
-  test = [dict(_base_row("u0", "i0"), user_country=b"fr", user_tier=2),
-          dict(_base_row("u0", "i0"), user_country=b"br", user_tier=9)]  # unseen values
-  output, (known, unseen) = _run_transform(str(tmp_path), spec, train, test)
+  train.append(dict(_base_row("u99", "i0"), user_country=b"", user_tier=S.MISSING_INT64))
+  test = [dict(_base_row("u0", "i0"), user_country=b"fr", user_tier=1),
+          dict(_base_row("u0", "i0"), user_country=b"br", user_tier=9),  # unseen values
+          dict(_base_row("u0", "i0"), user_country=b"fr", user_tier=0),
+          dict(_base_row("u0", "i0"), user_country=b"", user_tier=S.MISSING_INT64)]
+  output, (known, unseen, zero, missing) = _run_transform(str(tmp_path), spec, train, test)
   assert {k for k in known if k.startswith("user_")} == {
       F.USER_ID, "user_country_token", "user_tier_token"}
   assert F.user_token("user_country") == "user_country_token"
   assert output.vocabulary_size_by_name(P.user_vocab_name("user_country")) == 3
   assert output.vocabulary_size_by_name(P.user_vocab_name("user_tier")) == 4
   # int64 values are counted as their decimal text.
-  assert sorted(output.vocabulary_by_name("user_tier_vocab")) == [b"1", b"2", b"3", b"4"]
+  # "Not given" (MISSING_INT64, "") never enters a vocabulary.
+  assert sorted(output.vocabulary_by_name("user_tier_vocab")) == [b"0", b"1", b"2", b"3"]
   vocab = output.vocabulary_by_name("user_country_vocab")
   assert known["user_country_token"] == vocab.index(b"fr") + 1
   tier_vocab = output.vocabulary_by_name("user_tier_vocab")
-  assert known["user_tier_token"] == tier_vocab.index(b"2") + 1
+  assert known["user_tier_token"] == tier_vocab.index(b"1") + 1
+  assert zero["user_tier_token"] == tier_vocab.index(b"0") + 1  # a category, not "missing"
   assert unseen["user_country_token"] == 0 and unseen["user_tier_token"] == 0  # OOV
+  assert missing["user_country_token"] == 0 and missing["user_tier_token"] == 0
   assert output.transformed_feature_spec()["user_tier_token"].dtype == tf.int64
 
 

@@ -39,7 +39,8 @@ from tfx_pipeline.data.errors import BadRowPolicy, DataError, DataValidationErro
 logger = logging.getLogger(__name__)
 
 LENIENT_HINT = "--lenient"
-_PLAIN_INT = re.compile(r"-?(0|[1-9][0-9]{0,17})")
+_PLAIN_INT = re.compile(r"0|-?[1-9][0-9]{0,17}")
+_ZONE = re.compile(r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$", re.IGNORECASE)
 
 
 class _Checker:
@@ -113,20 +114,30 @@ def _numbers(column: pa.Array) -> np.ndarray:
 
 
 def parse_times(column: pa.Array) -> np.ndarray:
-  """Unix seconds (float64, NaN = unparsable) of unix-second numbers or ISO-8601 strings
-  (no zone = UTC; fractions of a second kept, for the integer check to refuse)."""
-  if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
-    seconds = pc.cast(pc.cast(column, pa.timestamp("s")), pa.int64())
-    return seconds.to_numpy(zero_copy_only=False).astype(np.float64)
+  """Unix seconds (float64, NaN = unparsable) of unix-second numbers, Arrow timestamps or
+  ISO-8601 strings (no zone = UTC); fractions of a second are kept, for the caller to refuse."""
+  if pa.types.is_timestamp(column.type):
+    per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[column.type.unit]
+    ticks = pc.cast(column.cast(pa.timestamp(column.type.unit)), pa.int64())
+    return ticks.to_numpy(zero_copy_only=False).astype(np.float64) / per_second
+  if pa.types.is_date(column.type):
+    return parse_times(pc.cast(column, pa.timestamp("s")))
   values = _numbers(column)
-  if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or \
-      pa.types.is_binary(column.type):
-    todo = np.isnan(values)
-    if todo.any():
-      text = pd.Series(_strings(column)[0].to_numpy(zero_copy_only=False)[todo])
-      parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
-      ns = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(np.float64)
-      values[todo] = np.where(parsed.isna().to_numpy(), np.nan, ns / 1e9)
+  numeric = (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+             or pa.types.is_boolean(column.type))
+  todo = np.isnan(values) & ~numeric
+  if todo.any():
+    text = _strings(column)[0].to_numpy(zero_copy_only=False)
+    index = np.flatnonzero(todo)
+    # Zoned and zoneless strings apart: pandas would give the zoneless ones the zone of a
+    # zoned string parsed with them.
+    zoned = np.array([bool(t) and bool(_ZONE.search(t)) for t in text[index]], dtype=bool)
+    for part in (index[zoned], index[~zoned]):
+      if len(part):
+        parsed = pd.to_datetime(pd.Series(text[part]), utc=True, format="ISO8601",
+                                errors="coerce")
+        ns = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(np.float64)
+        values[part] = np.where(parsed.isna().to_numpy(), np.nan, ns / 1e9)
   return values
 
 
@@ -175,19 +186,6 @@ def _load_catalog(cfg: FilesConfig, policy: BadRowPolicy, text_required: bool):
     item = item.to_numpy(zero_copy_only=False).astype(object)
     check(empty, id_column, "empty_item_id", "the item id is empty",
           "give every catalog row an item id")
-    where = [f"{batch.unit} {r}" for r in batch.rows]
-    duplicate = np.zeros(len(batch), dtype=bool)
-    for i, value in enumerate(item):
-      if not check.keep[i] or empty[i]:
-        continue
-      if value in first_row:
-        duplicate[i] = True
-      else:
-        first_row[value] = (batch.path, where[i])
-    check(duplicate, id_column, "duplicate_item_id",
-          lambda i: (f"item id {item[i]!r} is listed again (first at {first_row[item[i]][0]}, "
-                     f"{first_row[item[i]][1]})"),
-          "give every item exactly one catalog row (remove or merge the duplicate)")
     text = _item_text(cfg, batch, template_fields)
     if text_required:
       check(np.array([not t.strip() for t in text]), text_columns[0], "empty_text",
@@ -202,6 +200,19 @@ def _load_catalog(cfg: FilesConfig, policy: BadRowPolicy, text_required: bool):
       check(bad, cfg.release_column, "bad_release",
             lambda i: f"release {raw[i].as_py()!r} is neither a time nor a year",
             "write unix seconds, an ISO-8601 date or a four-digit year (empty if unknown)")
+    where = [f"{batch.unit} {r}" for r in batch.rows]
+    duplicate = np.zeros(len(batch), dtype=bool)
+    for i, value in enumerate(item):
+      if not check.keep[i] or empty[i]:
+        continue
+      if value in first_row:
+        duplicate[i] = True
+      else:
+        first_row[value] = (batch.path, where[i])
+    check(duplicate, id_column, "duplicate_item_id",
+          lambda i: (f"item id {item[i]!r} is listed again (first at {first_row[item[i]][0]}, "
+                     f"{first_row[item[i]][1]})"),
+          "give every item exactly one catalog row (remove or merge the duplicate)")
     keep = check.keep
     ids.append(item[keep])
     parts["text"].append(text[keep])
@@ -227,17 +238,27 @@ def _load_catalog(cfg: FilesConfig, policy: BadRowPolicy, text_required: bool):
 
 
 def _template_fields(template: str) -> List[str]:
+  return [f for f, _ in _template_parts(template) if f]
+
+
+def _template_parts(template: str) -> List[Tuple[str, str]]:
+  """[(column or "", literal text before it)] of a '{column}' template (FilesConfig checks it)."""
   import string  # pylint: disable=g-import-not-at-top
-  return [f for _, f, _, _ in string.Formatter().parse(template) if f] if template else []
+  return [(field or "", literal) for literal, field, _, _ in string.Formatter().parse(template)]
 
 
 def _item_text(cfg: FilesConfig, batch: tables.Batch, fields: List[str]) -> np.ndarray:
   if not fields:
     return _strings(batch.columns[cfg.text_column])[0].to_numpy(
         zero_copy_only=False).astype(object)
-  columns = {f: _strings(batch.columns[f])[0].to_numpy(zero_copy_only=False) for f in fields}
-  return np.array([cfg.text_template.format(**{f: columns[f][i] for f in fields})
-                   for i in range(len(batch))], dtype=object)
+  # Column by column, not str.format: a column named "1" (--no-header) is a name here.
+  text = np.full(len(batch), "", dtype=object)
+  for field, literal in _template_parts(cfg.text_template):
+    text = text + literal
+    if field:
+      text = text + _strings(batch.columns[field])[0].to_numpy(zero_copy_only=False).astype(
+          object)
+  return text
 
 
 def _release_years(raw: pa.Array, missing: np.ndarray, max_year: int):

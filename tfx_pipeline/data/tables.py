@@ -1,7 +1,7 @@
 """Streams named columns out of CSV / TSV, Parquet or TFRecord files, batch by batch.
 
 `read_columns(path, columns, ...)` yields `Batch`es: the file, the 1-based number of each row
-in it (CSV: its line, counting the header; Parquet: its row; TFRecord: its record) and the
+in it (CSV: its line in the file; Parquet: its row; TFRecord: its record) and the
 requested columns as pyarrow Arrays (TFRecord features reduced to their first value; an empty
 or absent feature is null). Nothing but the batch in hand is held in memory, so a file of 10^7
 rows costs what the caller keeps of it. A path is a file, a glob or a directory of shards
@@ -18,10 +18,12 @@ import csv
 import dataclasses
 import io
 import os
+import re
 from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tfx_pipeline.data.errors import BadRowPolicy, DataValidationError
 
@@ -150,8 +152,8 @@ def _read_csv(file, columns, optional, sep, header, policy, what, batch_rows):
   missing = [c for c in columns if c not in names]
   if missing:
     raise _missing(file, what, missing, names)
-  wanted = list(columns) + [c for c in optional if c in names and c not in columns]
-  bad_lines: List[int] = []
+  wanted = _unique(list(columns) + [c for c in optional if c in names])
+  bad_lines: List[int] = []  # absolute line numbers of the lines dropped (lenient)
   first_bad: Dict[str, object] = {}
 
   def on_invalid(row):
@@ -160,13 +162,15 @@ def _read_csv(file, columns, optional, sep, header, policy, what, batch_rows):
       first_bad.update(number=number, expected=row.expected_columns, actual=row.actual_columns)
     if not policy.lenient:
       return "error"
-    if number is not None:
-      bad_lines.append(number)
+    bad_lines.append(number if number is not None else -1)
     return "skip"
 
+  # One thread and empty lines kept as rows: pyarrow then numbers invalid rows by their line
+  # in the file, and every row's line is its position plus the dropped lines before it.
   read = pacsv.ReadOptions(column_names=names, skip_rows=1 if header else 0,
-                           block_size=CSV_BLOCK_BYTES)
-  parse = pacsv.ParseOptions(delimiter=sep, invalid_row_handler=on_invalid)
+                           block_size=CSV_BLOCK_BYTES, use_threads=False)
+  parse = pacsv.ParseOptions(delimiter=sep, invalid_row_handler=on_invalid,
+                             ignore_empty_lines=False)
   convert = pacsv.ConvertOptions(include_columns=wanted,
                                  column_types={c: pa.string() for c in wanted},
                                  strings_can_be_null=False, quoted_strings_can_be_null=False)
@@ -176,12 +180,20 @@ def _read_csv(file, columns, optional, sep, header, policy, what, batch_rows):
     reader = pacsv.open_csv(_arrow_file(file), read_options=read, parse_options=parse,
                             convert_options=convert)
     for record_batch in reader:
+      dropped = np.sort([n for n in bad_lines if n >= 0])
+      # The k-th dropped line (0-based) shifts every later row down by k + 1 lines.
+      shifted = dropped - np.arange(len(dropped))
       for lo in range(0, record_batch.num_rows, batch_rows):
         part = record_batch.slice(lo, batch_rows)
         rows = first_line + done + np.arange(part.num_rows, dtype=np.int64)
-        if bad_lines:  # lenient: rows after a dropped line sit one line further down
-          rows += np.searchsorted(np.sort(bad_lines), rows, side="right")
+        rows = rows + np.searchsorted(shifted, rows, side="right")
         done += part.num_rows
+        blank = np.ones(part.num_rows, dtype=bool)
+        for c in wanted:
+          blank &= (pc.utf8_length(part.column(c)).to_numpy(zero_copy_only=False) == 0)
+        if blank.any():  # empty lines: counted, never parsed as a row
+          policy.add(f"{what}:empty_line", int(blank.sum()))
+          part, rows = part.filter(pa.array(~blank)), rows[~blank]
         yield Batch(file, rows, "line", {c: part.column(c) for c in wanted})
   except pa.ArrowInvalid as e:
     if first_bad:
@@ -193,8 +205,13 @@ def _read_csv(file, columns, optional, sep, header, policy, what, batch_rows):
           reason=f"{what}:bad_line") from None
     raise DataValidationError(file, None, None, f"not a readable CSV file ({e})",
                               "check --format and --delimiter") from None
-  if policy.lenient and first_bad:
-    policy.add(f"{what}:bad_line", len(bad_lines) or 1)
+  if bad_lines:
+    policy.add(f"{what}:bad_line", len(bad_lines))
+
+
+def _unique(names: List[str]) -> List[str]:
+  """Column names in order, each once (one column may serve two roles)."""
+  return list(dict.fromkeys(names))
 
 
 def _first_bad_line(file: str, sep: str, width: int) -> Optional[int]:
@@ -221,12 +238,13 @@ def _read_parquet(file, columns, optional, what, batch_rows):
   missing = [c for c in columns if c not in names]
   if missing:
     raise _missing(file, what, missing, names)
-  wanted = list(columns) + [c for c in optional if c in names and c not in columns]
+  wanted = _unique(list(columns) + [c for c in optional if c in names])
   done = 0
   for record_batch in reader.iter_batches(batch_size=batch_rows, columns=wanted):
     rows = 1 + done + np.arange(record_batch.num_rows, dtype=np.int64)
     done += record_batch.num_rows
-    yield Batch(file, rows, "row", {c: record_batch.column(c) for c in wanted})
+    yield Batch(file, rows, "row", {c: _scalar(record_batch.column(c), file, c)
+                                    for c in wanted})
 
 
 # ------------------------------------------------------------------------------------- TFRecord
@@ -235,7 +253,7 @@ def _read_tfrecord(file, columns, optional, what, batch_rows):
   from tfx_bsl.coders import example_coder  # pylint: disable=g-import-not-at-top
   compression = "GZIP" if file.endswith(".gz") else ""
   decoder = example_coder.ExamplesToRecordBatchDecoder()
-  wanted = list(columns) + [c for c in optional if c not in columns]
+  wanted = _unique(list(columns) + list(optional))
   done, seen = 0, set()  # features some record of the file has
   dataset = tf.data.TFRecordDataset(file, compression_type=compression).batch(batch_rows)
   try:
@@ -265,9 +283,20 @@ def _read_tfrecord(file, columns, optional, what, batch_rows):
       yield Batch(file, rows, "record", {c: v for c, v in out.items()
                                          if c in columns or c in seen})
   except tf.errors.DataLossError as e:
+    reason = re.sub(r"\s*\{\{.*?\}\}", "", e.message.splitlines()[0]).strip()
     raise DataValidationError(file, done + 1 if done else None, None,
-                              f"not a readable TFRecord file ({e.message.splitlines()[0]})",
+                              f"not a readable TFRecord file ({reason})",
                               "check --format (GZIP files must end in .gz)") from None
+
+
+def _scalar(column: pa.Array, file: str, name: str) -> pa.Array:
+  """The column if it holds one value per row; else a one-line error naming it."""
+  kind = column.type
+  if pa.types.is_nested(kind):
+    raise DataValidationError(file, None, name, f"column '{name}' holds {kind} values, not one "
+                              "value per row", "write one value per row (genres joined by "
+                              "'|', one user feature per column)")
+  return column
 
 
 def _first_values(column: pa.Array) -> pa.Array:
