@@ -981,8 +981,9 @@ def format_ranking(ranked: Sequence[RankedItem]) -> str:
 def predict_main(args: argparse.Namespace) -> int:
   """`sidrec predict`: ranks the candidates on a running server and prints them.
 
-  Raises ValueError for bad flags or files (one line naming the flag and the fix); a failed
-  call prints the server's error on stderr and returns 1.
+  Raises ValueError for bad flags or files (one line naming the flag and the fix) and
+  ServingError, prefixed with the server and model, for a call the server refused or could not
+  take (the CLI prints either as one line, exit 2).
   """
   candidates = _split_ids(args.item_ids) + list(getattr(args, "item_id", []) or [])
   new_items: Dict[str, Any] = {}
@@ -1019,8 +1020,7 @@ def predict_main(args: argparse.Namespace) -> int:
     ranked = client.rank(user, candidates, history=history,
                          new_items=new_items, codebook=codebook)
   except ServingError as e:
-    print(f"sidrec predict: {client!r}: {e}", file=sys.stderr)
-    return 1
+    raise ServingError(e.code, f"{client!r}: {e.message}") from e
   finally:
     client.close()
     if isinstance(codebook, ServingClient):

@@ -228,9 +228,11 @@ def test_predict_main_refuses_a_user_feature_the_model_does_not_take(server, cap
   args = parser.parse_args(["--server", _address(server, "grpc"), "--model", RANKER,
                             "--user-id", "u1", "--user-feature", "colour=red",
                             "--item-ids", "item1"])
-  assert C.predict_main(args) == 1
-  err = capsys.readouterr().err
-  assert "'colour'" in err and "user_age" in err and "user_occupation" in err
+  with pytest.raises(C.ServingError) as refused:
+    C.predict_main(args)
+  assert refused.value.code == "INVALID_ARGUMENT"
+  err = str(refused.value)
+  assert RANKER in err and "'colour'" in err and "user_age" in err and "user_occupation" in err
 
 
 def test_predict_main_rejects_bad_flags_with_the_fix(tmp_path):

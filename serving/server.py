@@ -442,7 +442,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   try:
     return serve_main(args)
   except ValueError as e:
-    print(f"sidrec serve: error: {e}", file=sys.stderr)
+    print(f"sidrec: error: serve: {e}", file=sys.stderr)
     return 2
 
 

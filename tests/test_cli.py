@@ -177,10 +177,11 @@ def test_sidrec_predict_ranks_ids_holding_commas_through_a_served_model(tmp_path
     lines = [l for l in capsys.readouterr().out.splitlines() if l.strip()]
     assert sum("Beach, The (2000)" in l for l in lines) == 1
     assert any("new, unseen" in l and "SID" in l for l in lines)
-    # A model the server does not have: one line naming it, exit 1, no traceback.
+    # A model the server does not have: one line naming it, exit 2, no traceback.
     assert cli.main(["predict", "--server", f"127.0.0.1:{server.rest_port}", "--protocol",
-                     "rest", "--model", "nope", "--user-id", "u1", "--item-ids", "a"]) == 1
+                     "rest", "--model", "nope", "--user-id", "u1", "--item-ids", "a"]) == 2
     err = capsys.readouterr().err
+    assert err.startswith("sidrec: error: predict:") and len(err.strip().splitlines()) == 1
     assert "nope" in err and "Traceback" not in err
 
 

@@ -16,7 +16,7 @@ import pytest
 from contracts import config as config_lib
 from contracts import schema
 from tests.fixtures import own_data
-from tfx_pipeline.data import DataError, DataValidationError, prepare_data, read_examples
+from tfx_pipeline.data import DataValidationError, prepare_data, read_examples
 
 SPLITS = (schema.TRAIN_DIR, schema.EVAL_DIR, schema.CATALOG_DIR)
 NOT_COMPARED = {"dataset", "sources", "load_seconds", "prepare_seconds", "output_dir"}
@@ -55,22 +55,7 @@ def test_ml100k_as_own_files_prepares_the_same_split_and_examples(fmt, ml100k_pr
 
 
 # --- small synthetic files ------------------------------------------------------------------
-def _synthetic(n_items=40, n_users=30, n=600, seed=0):
-  rng = np.random.default_rng(seed)
-  items = pd.DataFrame({"item": [f"sku-{k}" for k in range(n_items)],
-                        "name": [f"thing {k}" for k in range(n_items)],
-                        "kind": [["red", "blue"][k % 2] for k in range(n_items)],
-                        "text": [f"thing {k}, {['red', 'blue'][k % 2]}" for k in range(n_items)]})
-  user = rng.integers(0, n_users, n)
-  # Items enter over time, so the newest by first interaction are a real cold-start set.
-  item = np.minimum((np.arange(n) * n_items // n) + rng.integers(-3, 4, n), n_items - 1)
-  item = np.maximum(item, 0)
-  inter = pd.DataFrame({"user": [f"u{u}" for u in user], "item": [f"sku-{k}" for k in item],
-                        "time": 1_600_000_000 + np.arange(n) * 3600,
-                        "clicked": rng.integers(0, 2, n),
-                        "country": [["de", "fr", "jp"][u % 3] for u in user],
-                        "tier": user % 4})
-  return inter, items
+_synthetic = own_data.synthetic_frames
 
 
 def _write(tmp_path, inter, items, fmt="csv", **files):
@@ -193,19 +178,26 @@ def _prepare_case(tmp_path, change):
   return config_lib.replace_section(config, "split", rule=rule)
 
 
+def _cli_data(config, tmp_path, capsys):
+  """`sidrec data --config FILE` on `config`: (exit status, stderr lines)."""
+  from tfx_pipeline import cli
+  path = tmp_path / f"config-{len(list(tmp_path.glob('config-*.json')))}.json"
+  path.write_text(config.to_json())
+  status = cli.main(["data", "--config", str(path)])
+  return status, capsys.readouterr().err.strip().splitlines()
+
+
 @pytest.mark.parametrize("name,change,fragments", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_is_one_line_naming_it_and_writes_nothing(name, change, fragments, tmp_path):
+def test_bad_input_is_one_line_naming_it_and_writes_nothing(name, change, fragments, tmp_path,
+                                                            capsys):
   good = _prepare_case(tmp_path, lambda i, c, f: None)
-  prepare_data(good)
+  assert _cli_data(good, tmp_path, capsys)[0] == 0
   stats_file = os.path.join(good.data_dir, schema.SPLIT_STATS_FILE)
   before = open(stats_file).read()
-  config = _prepare_case(tmp_path, change)
-  with pytest.raises(DataError) as raised:
-    prepare_data(config)
-  message = str(raised.value)
-  assert "\n" not in message
+  status, err = _cli_data(_prepare_case(tmp_path, change), tmp_path, capsys)
+  assert status == 2 and len(err) == 1 and err[0].startswith("sidrec: error: data: "), err
   for fragment in fragments:
-    assert fragment in message, (name, message)
+    assert fragment in err[0], (name, err)
   assert open(stats_file).read() == before  # the previous prepared data is untouched
   assert sorted(os.listdir(tmp_path / "out")) == ["data"]  # and no temp dir is left
 
@@ -241,7 +233,8 @@ def _embeddings(tmp_path, items, change=None, dim=8):
      "'sku-39'"),
     ("missized", None, "vectors have 8 dimensions, but embedding.dimension is 16"),
 ])
-def test_brought_embeddings_are_checked_before_anything_runs(name, change, fragment, tmp_path):
+def test_brought_embeddings_are_checked_before_anything_runs(name, change, fragment, tmp_path,
+                                                            capsys):
   inter, items = _synthetic()
   items = items.assign(text="")  # no text: the embeddings are all there is
   config = files_config(tmp_path / "out", _write(tmp_path, inter, items))
@@ -249,9 +242,9 @@ def test_brought_embeddings_are_checked_before_anything_runs(name, change, fragm
       config, "embedding", encoder="precomputed", precomputed_format="npy",
       precomputed_path=_embeddings(tmp_path, items, change),
       dimension=16 if name == "missized" else 0)
-  with pytest.raises(DataError, match=None) as raised:
-    prepare_data(config)
-  assert fragment in str(raised.value)
+  status, err = _cli_data(config, tmp_path, capsys)
+  assert status == 2 and len(err) == 1 and err[0].startswith("sidrec: error: data: "), err
+  assert fragment in err[0]
   assert not os.path.exists(config.data_dir)
 
 
@@ -362,3 +355,27 @@ def test_headerless_files_a_positional_template_and_zero_categories(tmp_path):
   assert dataset.user_features == {"user_4": "bytes"}
   values, index = dataset.user_feature_values("user_4")
   assert sorted(values) == ["-0", "0", "7"] and len(index) == 9
+
+
+def test_inputs_on_another_tf_file_system(tmp_path):
+  """Paths go through tf.io.gfile (gs:// on Kubeflow): TensorFlow's in-memory ram:// file
+  system stands in for a remote one here, read through the same code path."""
+  import tensorflow as tf
+  inter, items = _synthetic()
+  local = _write(tmp_path, inter, items)
+  remote = f"ram://sidrec-test-{os.getpid()}"
+  tf.io.gfile.makedirs(remote + "/logs")
+  catalog = own_data.write_frame(items, str(tmp_path / "items.parquet"))
+  for source, target in ((local.interactions, remote + "/logs/part-0.csv"),
+                         (catalog, remote + "/items.parquet")):  # both readers, through gfile
+    tf.io.gfile.copy(source, target, overwrite=True)
+  a = prepare_data(files_config(tmp_path / "a", local))
+  b_config = files_config(tmp_path / "b", dataclasses.replace(
+      local, interactions=remote + "/logs/*.csv", catalog=remote + "/items.parquet"))
+  b = prepare_data(b_config)
+  assert b["sources"]["interactions"].startswith("ram://")
+  assert {k: v for k, v in a.items() if k not in NOT_COMPARED} == \
+      {k: v for k, v in b.items() if k not in NOT_COMPARED}
+  for split in SPLITS:
+    assert own_data.canonical_examples(str(tmp_path / "a" / "data"), split).equals(
+        own_data.canonical_examples(b_config.data_dir, split))

@@ -129,6 +129,8 @@ def settings_fingerprint(config: config_lib.PipelineConfig) -> str:
   # Added after rows were recorded: at its default it hashes as before (one process, as then).
   if settings["ranking"].get("distribution") == "none":
     settings["ranking"].pop("distribution")
+  if settings["data"].get("files") == json.loads(config_lib.to_json(config_lib.FilesConfig())):
+    settings["data"].pop("files")
   settings["ranking"]["history_length"] = settings["split"]["history_length"]
   return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 

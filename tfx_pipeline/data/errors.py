@@ -60,7 +60,8 @@ class BadRowPolicy:
 
   def check(self, bad: np.ndarray, *, path: str, lines: np.ndarray, field: Optional[str],
             reason: str, problem, fix: str, unit: str = "line",
-            lenient_hint: str = "DataConfig.lenient=True") -> np.ndarray:
+            lenient_hint: str = "DataConfig.lenient=True",
+            scope: str = "in this file") -> np.ndarray:
     """Handles the rows flagged in `bad` (bool array aligned with `lines`).
 
     Args:
@@ -81,7 +82,7 @@ class BadRowPolicy:
     first = int(np.flatnonzero(bad)[0])
     text = problem(first) if callable(problem) else problem
     if not self.lenient:
-      more = f" ({n_bad - 1} more such row(s) in this file)" if n_bad > 1 else ""
+      more = f" ({n_bad - 1} more such row(s) {scope})" if n_bad > 1 else ""
       raise DataValidationError(path, int(lines[first]), field, text + more,
                                 fix + f" (or set {lenient_hint} to drop such rows)",
                                 reason=reason, unit=unit)

@@ -55,7 +55,8 @@ class _Checker:
     self.keep &= self.policy.check(bad, path=self.batch.path, lines=self.batch.rows,
                                    field=field, reason=f"{self.kind}:{reason}",
                                    problem=problem, fix=fix, unit=self.batch.unit,
-                                   lenient_hint=LENIENT_HINT)
+                                   lenient_hint=LENIENT_HINT,
+                                   scope=f"in the same {len(self.batch):,} rows")
 
 
 def load_files(data_config: DataConfig, text_required: bool = True) -> dataset_lib.Dataset:

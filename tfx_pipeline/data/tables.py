@@ -130,7 +130,39 @@ def _arrow_file(file: str):
     filesystem, inner = pa_fs.FileSystem.from_uri(file)
     return filesystem.open_input_stream(inner)
   except Exception:  # pylint: disable=broad-except  # a scheme pyarrow lacks: TensorFlow's
-    return _gfile().GFile(file, "rb")
+    return io.BufferedReader(_GFileStream(file), buffer_size=1 << 20)
+
+
+class _GFileStream(io.RawIOBase):
+  """A tf.io.gfile file as the seekable binary stream pyarrow reads (a bare GFile lacks the
+  `closed` / `readinto` protocol pyarrow's Python-file wrapper needs)."""
+
+  def __init__(self, path: str):
+    super().__init__()
+    self._file = _gfile().GFile(path, "rb")
+
+  def readable(self) -> bool:
+    return True
+
+  def seekable(self) -> bool:
+    return True
+
+  def readinto(self, buffer) -> int:
+    data = self._file.read(len(buffer))
+    buffer[:len(data)] = data
+    return len(data)
+
+  def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+    self._file.seek(offset, whence)
+    return self._file.tell()
+
+  def tell(self) -> int:
+    return self._file.tell()
+
+  def close(self) -> None:
+    if not self.closed:
+      self._file.close()
+    super().close()
 
 
 # ------------------------------------------------------------------------------------------ CSV
