@@ -335,18 +335,22 @@ def _load_interactions(cfg: FilesConfig, policy: BadRowPolicy, items: pd.DataFra
   if n == 0:
     raise DataError(f"{cfg.interactions}: no valid interactions; check --interactions "
                     "and --columns")
-  frame = pd.DataFrame({
-      "user_index": np.concatenate(out["user"]).astype(np.int32),
-      "item_index": np.concatenate(out["item"]),
-      "timestamp": np.concatenate(out["time"]),
-      "rating": np.concatenate(out["value"]),
-  })
+
+  def column(key: str) -> np.ndarray:
+    """One column's batches joined, and the batches let go (peak: the batches + one column)."""
+    joined = np.concatenate(out[key])
+    out[key] = []
+    return joined
+
+  frame = pd.DataFrame({"user_index": column("user").astype(np.int32, copy=False),
+                        "item_index": column("item"), "timestamp": column("time"),
+                        "rating": column("value")}, copy=False)
   declared = {}
   for f in features:
     kind, values = _feature_kind(feature_codes[f].values())
     name = schema.user_feature(f)
     declared[name] = kind
-    frame[name] = pd.Categorical.from_codes(np.concatenate(out[f]),
+    frame[name] = pd.Categorical.from_codes(column(f),
                                             categories=pd.Index(values, dtype=values.dtype))
   return frame, pd.DataFrame({"user_id": users.values()}), declared
 
