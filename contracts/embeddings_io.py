@@ -27,6 +27,8 @@ from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
 
+from contracts.arrow_files import arrow_input
+
 ITEM_ID_FEATURE = "item_id"
 EMBEDDING_FEATURE = "embedding"
 EMBEDDINGS_DIR = "embeddings"
@@ -264,31 +266,17 @@ def read_parquet_embeddings(path: str) -> Tuple[np.ndarray, np.ndarray]:
   ids, vectors = [], []
   for name in list_files(path):
     check_parquet_schema(read_parquet_schema(name), name)
-    table = pq.read_table(_arrow_input(name), columns=[ITEM_ID_FEATURE, EMBEDDING_FEATURE])
+    table = pq.read_table(arrow_input(name), columns=[ITEM_ID_FEATURE, EMBEDDING_FEATURE])
     for item_id, vector in arrow_table_rows(table, name):
       ids.append(item_id)
       vectors.append(vector)
   return _stack(ids, vectors, path)
 
 
-def _arrow_input(path: str):
-  """Something pyarrow reads: a local path, a pyarrow file system file, or an in-memory copy."""
-  import pyarrow as pa  # pylint: disable=g-import-not-at-top
-  if "://" not in path:
-    return path
-  try:
-    from pyarrow import fs as pa_fs  # pylint: disable=g-import-not-at-top
-    filesystem, inner = pa_fs.FileSystem.from_uri(path)
-    return filesystem.open_input_file(inner)
-  except Exception:  # pylint: disable=broad-except  # scheme pyarrow cannot open: go through TF
-    with _gfile().GFile(path, "rb") as f:
-      return pa.BufferReader(f.read())
-
-
 def read_parquet_schema(path: str):
   import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
   try:
-    return pq.read_schema(_arrow_input(path))
+    return pq.read_schema(arrow_input(path))
   except Exception as e:  # pylint: disable=broad-except
     raise EmbeddingValidationError(
         f"{path} is not a readable Parquet file ({e}); write it with pyarrow.parquet.write_table "

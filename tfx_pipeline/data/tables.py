@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from contracts.arrow_files import arrow_input
 from tfx_pipeline.data.errors import BadRowPolicy, DataValidationError
 
 BATCH_ROWS = 262_144
@@ -121,50 +122,6 @@ def _missing(file: str, what: str, missing: Sequence[str], present: Sequence[str
       f"name the right column with --columns (e.g. --columns user=COLUMN), or fix the file")
 
 
-def _arrow_file(file: str):
-  """A pyarrow-readable input for `file` (local path, pyarrow file system, or through gfile)."""
-  if "://" not in file:
-    return file
-  try:
-    from pyarrow import fs as pa_fs  # pylint: disable=g-import-not-at-top
-    filesystem, inner = pa_fs.FileSystem.from_uri(file)
-    return filesystem.open_input_stream(inner)
-  except Exception:  # pylint: disable=broad-except  # a scheme pyarrow lacks: TensorFlow's
-    return io.BufferedReader(_GFileStream(file), buffer_size=1 << 20)
-
-
-class _GFileStream(io.RawIOBase):
-  """A tf.io.gfile file as the seekable binary stream pyarrow reads (a bare GFile lacks the
-  `closed` / `readinto` protocol pyarrow's Python-file wrapper needs)."""
-
-  def __init__(self, path: str):
-    super().__init__()
-    self._file = _gfile().GFile(path, "rb")
-
-  def readable(self) -> bool:
-    return True
-
-  def seekable(self) -> bool:
-    return True
-
-  def readinto(self, buffer) -> int:
-    data = self._file.read(len(buffer))
-    buffer[:len(data)] = data
-    return len(data)
-
-  def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-    self._file.seek(offset, whence)
-    return self._file.tell()
-
-  def tell(self) -> int:
-    return self._file.tell()
-
-  def close(self) -> None:
-    if not self.closed:
-      self._file.close()
-    super().close()
-
-
 # ------------------------------------------------------------------------------------------ CSV
 def _header(file: str, sep: str) -> List[str]:
   with _gfile().GFile(file, "rb") as f:
@@ -209,7 +166,7 @@ def _read_csv(file, columns, optional, sep, header, policy, what, batch_rows):
   first_line = 2 if header else 1
   done = 0
   try:
-    reader = pacsv.open_csv(_arrow_file(file), read_options=read, parse_options=parse,
+    reader = pacsv.open_csv(arrow_input(file), read_options=read, parse_options=parse,
                             convert_options=convert)
     for record_batch in reader:
       dropped = np.sort([n for n in bad_lines if n >= 0])
@@ -261,7 +218,7 @@ def _first_bad_line(file: str, sep: str, width: int) -> Optional[int]:
 def _read_parquet(file, columns, optional, what, batch_rows):
   import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
   try:
-    reader = pq.ParquetFile(_arrow_file(file))
+    reader = pq.ParquetFile(arrow_input(file))
   except Exception as e:  # pylint: disable=broad-except
     raise DataValidationError(file, None, None, f"not a readable Parquet file ({e})",
                               "write it with pyarrow.parquet.write_table, or check --format") \
