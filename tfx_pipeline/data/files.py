@@ -284,7 +284,9 @@ def _load_interactions(cfg: FilesConfig, policy: BadRowPolicy, items: pd.DataFra
   columns = [cfg.user_column, cfg.item_column, cfg.time_column, value_column] + features
   catalog = pd.Index(items["item_id"])
   users, feature_codes = _Codes(), {f: _Codes() for f in features}
-  out: Dict[str, List[np.ndarray]] = {k: [] for k in ["user", "item", "time", "value", *features]}
+  # Per-row arrays by role; a user feature's under "feature:<column>" (any name is allowed).
+  out: Dict[str, List[np.ndarray]] = {k: [] for k in ["user", "item", "time", "value",
+                                                      *(f"feature:{f}" for f in features)]}
   now = time.time() + 86400
   for batch in tables.read_columns(cfg.interactions, columns, what="interactions",
                                    flag="--interactions", fmt=cfg.format,
@@ -330,7 +332,8 @@ def _load_interactions(cfg: FilesConfig, policy: BadRowPolicy, items: pd.DataFra
     out["time"].append(stamp[keep].astype(np.int64))
     out["value"].append(value[keep].astype(np.float32))
     for f in features:
-      out[f].append(feature_codes[f].encode(_strings(col[f])[0].filter(pa.array(keep))))
+      out[f"feature:{f}"].append(
+          feature_codes[f].encode(_strings(col[f])[0].filter(pa.array(keep))))
   n = sum(len(a) for a in out["item"])
   if n == 0:
     raise DataError(f"{cfg.interactions}: no valid interactions; check --interactions "
@@ -350,7 +353,7 @@ def _load_interactions(cfg: FilesConfig, policy: BadRowPolicy, items: pd.DataFra
     kind, values = _feature_kind(feature_codes[f].values())
     name = schema.user_feature(f)
     declared[name] = kind
-    frame[name] = pd.Categorical.from_codes(column(f),
+    frame[name] = pd.Categorical.from_codes(column(f"feature:{f}"),
                                             categories=pd.Index(values, dtype=values.dtype))
   return frame, pd.DataFrame({"user_id": users.values()}), declared
 
