@@ -61,19 +61,47 @@ def test_experiment_flags_become_the_plan(monkeypatch):
   assert not summarize_only
   assert config.representations == ("sid_unigram", "moc") and config.ranking.epochs == 1
   # The plan's runs: 2 budgets x 2 seeds of the main grid, then 4 factors x 2 seeds of MoC.
-  runs = [(group, seed, budget, scaling)
-          for group, seed, budget, scaling, _ in experiment.plan_configs(config, plan)]
+  runs = [(cell.group, cell.seed, cell.budget, cell.scaling)
+          for cell in experiment.plan_configs(config, plan)]
   assert runs[:4] == [("main", 3, 65536, None), ("main", 1, 65536, None),
                       ("main", 3, 8192, None), ("main", 1, 8192, None)]
   assert [(g, s, f) for g, s, _, f in runs[4:]] == [
       ("moc_scaling", seed, factor) for factor in (1, 2, 3, 7) for seed in (3, 1)]
 
 
+def test_experiment_codebook_seeds_pair_with_the_ranking_seeds(monkeypatch, capsys):
+  from tfx_pipeline import experiment
+  config, plan, _ = _experiment_plan(monkeypatch, ["--seeds", "3,1", "--codebook-seeds", "7,8"])
+  assert plan.codebook_seeds == (7, 8)
+  assert [(c.config.codebook.seed, c.config.ranking.seed)
+          for c in experiment.plan_configs(config, plan)] == [(7, 3), (8, 1)]
+  help_text = " ".join(cli.make_parser().commands["experiment"].format_help().split())
+  assert "paired one-to-one with --seeds" in help_text
+  assert "a single value is shared by every cell" in help_text
+  assert cli.main(["experiment", "--seeds", "0,1,2", "--codebook-seeds", "0,1",
+                   "--summarize-only"]) == 2
+  assert capsys.readouterr().err.strip().splitlines() == [
+      "sidrec: error: experiment: codebook seeds pair one-to-one with the ranking seeds: got 2 "
+      "codebook seeds [0, 1] for 3 ranking seeds [0, 1, 2]; give 3 codebook seeds, or one for "
+      "every cell"]
+
+
+def test_experiment_codebook_seeds_refuse_a_config_that_pins_a_codebook_seed(tmp_path, capsys):
+  path = tmp_path / "config.json"
+  path.write_text('{"codebook_overrides": {"moc": {"seed": 3}}}')
+  assert cli.main(["experiment", "--config", str(path), "--output", str(tmp_path / "out"),
+                   "--seeds", "0,1", "--codebook-seeds", "0,1", "--summarize-only"]) == 2
+  (line,) = capsys.readouterr().err.strip().splitlines()
+  assert line.startswith("sidrec: error: experiment: codebook seeds [0, 1] set codebook.seed "
+                         "per cell, but codebook_overrides.moc.seed would override it: remove")
+
+
 def test_experiment_defaults_and_sweep_only(monkeypatch):
   from tfx_pipeline import experiment
   _, plan, summarize_only = _experiment_plan(monkeypatch, [])
-  assert plan == experiment.ExperimentPlan(seeds=(0, 1, 2, 3, 4), table_budgets=(),
-                                           moc_scaling_factors=(), run_main_grid=True)
+  assert plan == experiment.ExperimentPlan(seeds=(0, 1, 2, 3, 4), codebook_seeds=(),
+                                           table_budgets=(), moc_scaling_factors=(),
+                                           run_main_grid=True)
   assert not summarize_only
   _, plan, summarize_only = _experiment_plan(
       monkeypatch, ["--moc-scaling", "2", "--moc-scaling-only", "--summarize-only"])

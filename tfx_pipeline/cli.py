@@ -401,9 +401,12 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
   config = build_config(args)
   from tfx_pipeline import experiment
   try:
-    plan = experiment.ExperimentPlan(seeds=args.seeds, table_budgets=args.table_budgets or (),
+    plan = experiment.ExperimentPlan(seeds=args.seeds,
+                                     codebook_seeds=args.codebook_seeds or (),
+                                     table_budgets=args.table_budgets or (),
                                      moc_scaling_factors=args.moc_scaling or (),
                                      run_main_grid=not args.moc_scaling_only)
+    experiment.check_plan(config, plan)
   except ValueError as e:
     raise UsageError(str(e)) from e
   experiment.run_experiment(config, plan, summarize_only=args.summarize_only)
@@ -530,6 +533,12 @@ def make_parser() -> argparse.ArgumentParser:
   p.add_argument("--force-prepare", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--seeds", type=_int_list, default=(0, 1, 2, 3, 4),
                  help="comma-separated ranking seeds (default 0,1,2,3,4)")
+  p.add_argument("--codebook-seeds", type=_int_list,
+                 help="comma-separated codebook seeds (codebook.seed), paired one-to-one with "
+                 "--seeds: cell i trains its codebooks (and everything downstream) with the "
+                 "i-th codebook seed and its ranker with the i-th ranking seed, so the spread "
+                 "includes codebook training; a single value is shared by every cell "
+                 "(default: the config's codebook.seed in every cell)")
   p.add_argument("--table-budgets", type=_int_list,
                  help="comma-separated table budgets (default: the config's)")
   p.add_argument("--moc-scaling", type=_int_list,

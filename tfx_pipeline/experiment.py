@@ -10,6 +10,11 @@ cell changes is served from the pipeline cache:
                  over an RQ-VAE of L*s levels (the same number of codes and table rows per
                  item), for each seed (new codebooks, join and Transform per factor)
 
+Seeds: by default only the ranking seed varies and every cell shares the config's codebooks,
+so a spread leaves out codebook training. `codebook_seeds` pairs a codebook seed with each
+ranking seed (cell i: codebook_seeds[i], seeds[i]; one codebook seed is shared by all cells):
+a new codebook seed re-trains the codebooks and everything downstream of them.
+
 Results: DIR/experiment.json (every run's metrics, and mean / sample standard deviation / n per
 cell) and DIR/experiment.md with the comparisons the issue asks for, each with its baseline,
 its seeds and its spread, plus plots in DIR/plots/.
@@ -33,7 +38,7 @@ import math
 import os
 import subprocess
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from contracts import config as config_lib
 from contracts.registry import metrics as metric_registry
@@ -46,7 +51,9 @@ MOC_BASELINE = "sid_unigram"
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentPlan:
-  seeds: tuple = (0, 1, 2, 3, 4)
+  seeds: tuple = (0, 1, 2, 3, 4)  # ranking seeds
+  # () = the config's codebook.seed in every cell; else paired with `seeds` (or one for all).
+  codebook_seeds: tuple = ()
   table_budgets: tuple = ()  # () = the config's ranking.table_budget only
   moc_scaling_factors: tuple = ()  # () = no MoC sweep
   # False: run only the MoC sweep; the main grid's recorded rows are still summarized.
@@ -55,10 +62,23 @@ class ExperimentPlan:
   def __post_init__(self):
     if not self.seeds or len(set(self.seeds)) != len(self.seeds):
       raise ValueError(f"experiment needs distinct seeds, got {list(self.seeds)}")
+    if len(self.codebook_seeds) not in (0, 1, len(self.seeds)):
+      raise ValueError(
+          f"codebook seeds pair one-to-one with the ranking seeds: got "
+          f"{len(self.codebook_seeds)} codebook seeds {list(self.codebook_seeds)} for "
+          f"{len(self.seeds)} ranking seeds {list(self.seeds)}; give {len(self.seeds)} "
+          f"codebook seeds, or one for every cell")
     if any(int(s) < 1 for s in self.moc_scaling_factors):
       raise ValueError(f"MoC scaling factors must be >= 1, got {list(self.moc_scaling_factors)}")
     if not self.run_main_grid and not self.moc_scaling_factors:
       raise ValueError("running the MoC sweep only needs MoC scaling factors")
+
+  def seed_pairs(self, base: config_lib.PipelineConfig) -> List[Tuple[int, int]]:
+    """(codebook seed, ranking seed) of every cell of a group, in run order."""
+    codebook = self.codebook_seeds or (base.codebook.seed,)
+    if len(codebook) == 1:
+      codebook = codebook * len(self.seeds)
+    return list(zip(codebook, self.seeds))
 
 
 def mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
@@ -71,6 +91,11 @@ def mean_std(values: Sequence[float]) -> Dict[str, Optional[float]]:
   return {"mean": round(mean, 5), "std": None if std is None else round(std, 5), "n": len(vals)}
 
 
+def _pair(row: dict) -> Tuple[Optional[int], int]:
+  """A run's cell: (codebook seed, ranking seed)."""
+  return row.get("codebook_seed"), row["seed"]
+
+
 def summarize(runs: List[dict]) -> List[dict]:
   """Per (group, representation, table_budget, moc_scaling): mean/std/n of every metric."""
   cells: Dict[tuple, List[dict]] = {}
@@ -81,33 +106,42 @@ def summarize(runs: List[dict]) -> List[dict]:
   for (group, rep, budget, scaling), members in cells.items():
     out.append({"group": group, "representation": rep, "table_budget": budget,
                 "moc_scaling": scaling, "seeds": sorted(m["seed"] for m in members),
+                "seed_pairs": sorted(list(_pair(m)) for m in members),
                 **{metric: mean_std([m.get(metric) for m in members]) for metric in METRICS}})
   return out
 
 
 def paired_difference(runs: List[dict], a: str, b: str, metric: str, group: str = "main",
                       table_budget=None) -> Dict[str, object]:
-  """a - b per seed (same seed, same data), with mean/std over seeds and each side's spread."""
-  def by_seed(rep):
-    return {r["seed"]: r.get(metric) for r in runs if r["group"] == group
+  """a - b per cell (same codebook seed and ranking seed, same data), with mean/std over the
+  cells and each side's spread."""
+  def by_cell(rep):
+    return {_pair(r): r.get(metric) for r in runs if r["group"] == group
             and r["representation"] == rep
             and (table_budget is None or r["table_budget"] == table_budget)}
-  va, vb = by_seed(a), by_seed(b)
-  seeds = sorted(s for s in va if s in vb and va[s] is not None and vb[s] is not None)
-  diff = mean_std([va[s] - vb[s] for s in seeds])
-  sa, sb = mean_std([va[s] for s in seeds]), mean_std([vb[s] for s in seeds])
-  return {"a": a, "b": b, "metric": metric, "seeds": seeds, "difference": diff, "a_stats": sa,
+  va, vb = by_cell(a), by_cell(b)
+  pairs = sorted(p for p in va if p in vb and va[p] is not None and vb[p] is not None)
+  diff = mean_std([va[p] - vb[p] for p in pairs])
+  sa, sb = mean_std([va[p] for p in pairs]), mean_std([vb[p] for p in pairs])
+  return {"a": a, "b": b, "metric": metric, "seeds": [s for _, s in pairs],
+          "seed_pairs": [list(p) for p in pairs], "difference": diff, "a_stats": sa,
           "b_stats": sb}
 
 
-def _run_row(report: dict, representation: str, group: str, seed: int, budget: int,
-             scaling: Optional[int]) -> dict:
+def _run_row(report: dict, representation: str, cell: "Cell") -> dict:
   r = report["representations"][representation]
-  return {"group": group, "representation": representation, "seed": seed,
-          "table_budget": budget, "moc_scaling": scaling,
+  return {"group": cell.group, "representation": representation,
+          "codebook_seed": cell.codebook_seed, "seed": cell.seed,
+          "table_budget": cell.budget, "moc_scaling": cell.scaling,
           **{m: r.get(m) for m in METRICS}, "blessed": r.get("blessed"),
           "eval_examples": r.get("eval_examples"),
           "eval_examples_new_items": r.get("eval_examples_new_items")}
+
+
+# Config fields (paths into its JSON) that came after rows were recorded.
+_ADDED_AFTER_ROWS_WERE_RECORDED = (
+    ("ranking", "distribution"), ("data", "files"), ("alignment",),
+    ("ranking", "aligned_sid_codebook"))
 
 
 def settings_fingerprint(config: config_lib.PipelineConfig) -> str:
@@ -126,17 +160,25 @@ def settings_fingerprint(config: config_lib.PipelineConfig) -> str:
   for name in ("max_auc_drop", "max_auc_drop_new_items"):
     settings["evaluation"].pop(name, None)
   settings["sid_method"] = settings["ranking"].pop("sid_codebook")
-  # Added after rows were recorded: at its default it hashes as before (one process, as then).
-  if settings["ranking"].get("distribution") == "none":
-    settings["ranking"].pop("distribution")
-  if settings["data"].get("files") == json.loads(config_lib.to_json(config_lib.FilesConfig())):
-    settings["data"].pop("files")
+  # Added after rows were recorded: at their defaults they hash as before.
+  defaults = json.loads(config_lib.PipelineConfig().to_json())
+  for path in _ADDED_AFTER_ROWS_WERE_RECORDED:
+    *sections, name = path
+    have, default = settings, defaults
+    for section in sections:
+      have, default = have.get(section, {}), default.get(section, {})
+    if name in have and have[name] == default.get(name):
+      have.pop(name)
   settings["ranking"]["history_length"] = settings["split"]["history_length"]
   return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_name(group: str, seed: int, budget: int, scaling: Optional[int]) -> str:
-  return f"{group}-budget{budget}-seed{seed}" + (f"-moc{scaling}" if scaling else "")
+def run_name(group: str, seed: int, budget: int, scaling: Optional[int],
+             codebook_seed: Optional[int] = None) -> str:
+  """The run's folder in DIR/experiment_runs. `codebook_seed` only when the plan varies it:
+  names (and so the rows recorded under them) of plans without that axis stay as they were."""
+  seeds = (f"codebookseed{codebook_seed}-" if codebook_seed is not None else "") + f"seed{seed}"
+  return f"{group}-budget{budget}-{seeds}" + (f"-moc{scaling}" if scaling else "")
 
 
 def code_version() -> str:
@@ -185,25 +227,67 @@ def recorded_rows(runs_dir: str, name: str, fingerprint: str) -> List[dict]:
   return sorted(rows, key=lambda r: order.get(r["representation"], len(order)))
 
 
-def plan_configs(base: config_lib.PipelineConfig, plan: ExperimentPlan):
-  """(group, seed, budget, scaling, config) for every run of the experiment, in run order."""
-  budgets = plan.table_budgets or (base.ranking.table_budget,)
-  for budget in budgets:
-    for seed in plan.seeds:
-      config = config_lib.replace_section(base, "ranking", seed=seed, table_budget=budget)
-      yield "main", seed, budget, None, config
-  for scaling in plan.moc_scaling_factors:
-    moc = base.codebook_for("moc")
-    methods = tuple(dict.fromkeys(tuple(base.codebook_methods) + ("rqvae", "moc")))
-    for seed in plan.seeds:
-      config = dataclasses.replace(
-          base, codebook_methods=methods,
-          ranking=dataclasses.replace(base.ranking, seed=seed, sid_codebook="rqvae"),
-          codebook=dataclasses.replace(base.codebook, moc_scaling_factor=int(scaling)),
-          codebook_overrides=dict(base.codebook_overrides,
-                                  rqvae={"levels": moc.levels * int(scaling)}),
-          representations=("moc", MOC_BASELINE))
-      yield "moc_scaling", seed, base.ranking.table_budget, int(scaling), config
+class Cell(NamedTuple):
+  """One run of the experiment."""
+  group: str  # "main" or "moc_scaling"
+  codebook_seed: int
+  seed: int  # the ranking seed
+  budget: int
+  scaling: Optional[int]  # the MoC scaling factor (moc_scaling only)
+  config: config_lib.PipelineConfig
+  name: str  # its folder in DIR/experiment_runs
+
+
+def check_plan(base: config_lib.PipelineConfig, plan: ExperimentPlan) -> None:
+  """Settings the plan cannot honour: ValueError, before anything runs."""
+  if not plan.codebook_seeds:
+    return
+  # codebook_for() puts codebook_overrides over codebook.seed: such a method would keep its
+  # one seed in every cell, and its spread would silently leave out codebook training.
+  pinned = [m for m, changes in sorted(base.codebook_overrides.items()) if "seed" in changes]
+  if pinned:
+    raise ValueError(
+        f"codebook seeds {list(plan.codebook_seeds)} set codebook.seed per cell, but "
+        f"codebook_overrides.{pinned[0]}.seed would override it: remove `seed` from "
+        f"codebook_overrides of {pinned} in the config (or leave out the codebook seeds)")
+
+
+def plan_configs(base: config_lib.PipelineConfig, plan: ExperimentPlan) -> List[Cell]:
+  """Every run of the experiment, in run order."""
+  check_plan(base, plan)
+  pairs = plan.seed_pairs(base)
+  def name(group, codebook_seed, seed, budget, scaling):
+    return run_name(group, seed, budget, scaling,
+                    codebook_seed if plan.codebook_seeds else None)
+  cells = []
+  for budget in plan.table_budgets or (base.ranking.table_budget,):
+    for codebook_seed, seed in pairs:
+      config = config_lib.replace_section(
+          config_lib.replace_section(base, "ranking", seed=seed, table_budget=budget),
+          "codebook", seed=codebook_seed)
+      cells.append(Cell("main", codebook_seed, seed, budget, None, config,
+                        name("main", codebook_seed, seed, budget, None)))
+  for scaling in (int(s) for s in plan.moc_scaling_factors):
+    budget = base.ranking.table_budget
+    for codebook_seed, seed in pairs:
+      cells.append(Cell("moc_scaling", codebook_seed, seed, budget, scaling,
+                        _moc_config(base, scaling, codebook_seed, seed),
+                        name("moc_scaling", codebook_seed, seed, budget, scaling)))
+  return cells
+
+
+def _moc_config(base: config_lib.PipelineConfig, scaling: int, codebook_seed: int,
+                seed: int) -> config_lib.PipelineConfig:
+  """`moc` with M = L*s codebooks and `sid_unigram` over an RQ-VAE of L*s levels."""
+  moc = base.codebook_for("moc")
+  methods = tuple(dict.fromkeys(tuple(base.codebook_methods) + ("rqvae", "moc")))
+  return dataclasses.replace(
+      base, codebook_methods=methods,
+      ranking=dataclasses.replace(base.ranking, seed=seed, sid_codebook="rqvae"),
+      codebook=dataclasses.replace(base.codebook, moc_scaling_factor=scaling,
+                                   seed=codebook_seed),
+      codebook_overrides=dict(base.codebook_overrides, rqvae={"levels": moc.levels * scaling}),
+      representations=("moc", MOC_BASELINE))
 
 
 def run_experiment(base: config_lib.PipelineConfig, plan: ExperimentPlan,
@@ -217,26 +301,29 @@ def run_experiment(base: config_lib.PipelineConfig, plan: ExperimentPlan,
     runner = local_runner.run
   started = time.time()
   runs_dir = os.path.join(base.output_dir, "experiment_runs")
-  todo = list(plan_configs(base, plan))
+  todo = plan_configs(base, plan)
   runs, ran, done = [], 0, 0
   to_run = 0 if summarize_only else sum(
-      1 for entry in todo if entry[0] != "main" or plan.run_main_grid)
-  for group, seed, budget, scaling, config in todo:
-    name, fingerprint = run_name(group, seed, budget, scaling), settings_fingerprint(config)
-    if not summarize_only and (group != "main" or plan.run_main_grid):
+      1 for cell in todo if cell.group != "main" or plan.run_main_grid)
+  for cell in todo:
+    fingerprint = settings_fingerprint(cell.config)
+    if not summarize_only and (cell.group != "main" or plan.run_main_grid):
       done += 1
-      print(f"\n=== experiment run {done}/{to_run}: {group}, seed {seed}, table budget {budget}"
-            + (f", MoC scaling {scaling}x" if scaling else "") + " ===", flush=True)
-      report = runner(config)
-      atomic_write_text(os.path.join(runs_dir, name + ".json"), json.dumps(report, indent=2))
-      rows = [_run_row(report, rep, group, seed, budget, scaling)
-              for rep in config.representations if rep in report.get("representations", {})]
-      record_rows(runs_dir, name, fingerprint, rows)
+      print(f"\n=== experiment run {done}/{to_run}: {_describe(cell, plan)} ===", flush=True)
+      report = runner(cell.config)
+      atomic_write_text(os.path.join(runs_dir, cell.name + ".json"),
+                        json.dumps(report, indent=2))
+      rows = [_run_row(report, rep, cell) for rep in cell.config.representations
+              if rep in report.get("representations", {})]
+      record_rows(runs_dir, cell.name, fingerprint, rows)
       ran += len(rows)
-    runs += recorded_rows(runs_dir, name, fingerprint)
+    # Rows recorded before rows carried their codebook seed: the fingerprint pins
+    # codebook.seed, so it is this cell's.
+    runs += [{"codebook_seed": cell.codebook_seed, **row}
+             for row in recorded_rows(runs_dir, cell.name, fingerprint)]
   if not runs:
     raise ValueError(f"nothing recorded in {runs_dir} for this plan and these settings "
-                     f"(fingerprint {settings_fingerprint(todo[0][-1])} for the first run); "
+                     f"(fingerprint {settings_fingerprint(todo[0].config)} for the first run); "
                      f"run the experiment without summarize_only first")
   reps = [r for r in config_lib.RankingConfig.REPRESENTATIONS
           if any(run["representation"] == r and run["group"] == "main" for run in runs)]
@@ -257,6 +344,13 @@ def run_experiment(base: config_lib.PipelineConfig, plan: ExperimentPlan,
         f"{len(runs) - ran} recorded earlier under the same settings): "
         f"{os.path.join(base.output_dir, 'experiment.json')}, {path}")
   return result
+
+
+def _describe(cell: Cell, plan: ExperimentPlan) -> str:
+  seeds = (f"codebook seed {cell.codebook_seed}, ranking seed {cell.seed}"
+           if plan.codebook_seeds else f"seed {cell.seed}")
+  return (f"{cell.group}, {seeds}, table budget {cell.budget}"
+          + (f", MoC scaling {cell.scaling}x" if cell.scaling else ""))
 
 
 def comparisons(runs: List[dict], representations: Sequence[str],

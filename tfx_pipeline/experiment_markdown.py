@@ -1,4 +1,7 @@
-"""DIR/experiment.md and its plots: experiment.json as tables of mean ± std over seeds."""
+"""DIR/experiment.md and its plots: experiment.json as tables of mean ± std over seeds.
+
+Beside every spread it says which seeds it covers: ranking seeds on one codebook seed (the
+codebooks fixed) or cells each with its own codebook seed (codebook training included)."""
 import os
 from typing import Dict, List, Optional
 
@@ -17,6 +20,61 @@ def _ms(stat: Optional[dict], digits: int = 4) -> str:
   std = stat.get("std")
   return f"{stat['mean']:.{digits}f} ± {std:.{digits}f}" if std is not None else \
       f"{stat['mean']:.{digits}f}"
+
+
+def _seed_list(seeds) -> str:
+  """0, 1, 2, 3, 5 -> "0-3, 5"."""
+  runs: List[List[int]] = []
+  for seed in sorted(seeds):
+    if runs and seed == runs[-1][-1] + 1:
+      runs[-1].append(seed)
+    else:
+      runs.append([seed])
+  return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+
+
+def seed_coverage(pairs, detail: bool = True) -> str:
+  """Which seeds a spread covers, from its cells' (codebook seed, ranking seed) pairs: whether
+  it includes codebook training is what a reader needs to weigh it."""
+  pairs = sorted(tuple(p) for p in pairs)
+  if not pairs:
+    return "no cells in common"
+  codebooks = sorted({c for c, _ in pairs})
+  if len(codebooks) == 1:
+    ranking = [s for _, s in pairs]
+    return (f"ranking seed{'s' if len(ranking) > 1 else ''} {_seed_list(ranking)} on "
+            f"codebook seed {codebooks[0]}")
+  text = (f"{len(pairs)} cells, each its own codebook seed and ranking seed"
+          if len(codebooks) == len(pairs) else
+          f"{len(pairs)} cells over codebook seeds {_seed_list(codebooks)}")
+  pairs_text = ", ".join(f"{c}/{s}" for c, s in pairs)
+  return f"{text} (codebook/ranking seed {pairs_text})" if detail else text
+
+
+def _coverage_note(items: List[dict], label, lead: str) -> str:
+  """One sentence beside a table: the seeds its spreads cover, per group of rows when the rows
+  differ (a representation added later on fewer seeds)."""
+  groups: Dict[str, List[str]] = {}
+  for item in items:
+    groups.setdefault(seed_coverage(item["seed_pairs"]), []).append(label(item))
+  if len(groups) == 1:
+    return f"{lead} {next(iter(groups))}."
+  return f"{lead} " + "; ".join(f"{cov} ({', '.join(labels)})"
+                                for cov, labels in groups.items()) + "."
+
+
+def _seeds_paragraph(result: dict) -> str:
+  """The opening statement of what varies between runs."""
+  pairs = sorted({tuple(p) for c in result["cells"] for p in c["seed_pairs"]})
+  codebook_seeds = sorted({c for c, _ in pairs})
+  if len(codebook_seeds) > 1:
+    return (f"Seeds: {seed_coverage(pairs)}. A codebook seed re-trains the codebooks and "
+            "everything downstream of them, so the spreads include codebook training; data, "
+            "split and embeddings are the same in every run.")
+  return (f"Ranking seeds {list(result['plan']['seeds'])} (the ranking model's initialisation "
+          f"and input order) on codebook seed {codebook_seeds[0]}: data, split, embeddings "
+          "and codebooks are the same in every run, so the spreads leave out codebook "
+          "training (`--codebook-seeds` varies it too).")
 
 
 def _plt():
@@ -54,7 +112,8 @@ def plot_main(cells: List[dict], path: str) -> Optional[str]:
   ax.set_xticks(range(len(names)))
   ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
   ax.set_ylim(0.45, max(0.8, max((c["auc"]["mean"] or 0) for c in main) + 0.05))
-  ax.set_title(f"mean ± std over seeds {main[0]['seeds']}, table budget {budgets[0]:,}")
+  ax.set_title(f"mean ± std over {seed_coverage(main[0]['seed_pairs'], detail=False)}, "
+               f"table budget {budgets[0]:,}", fontsize=9)
   ax.legend(fontsize=8)
   fig.tight_layout()
   out = _save(fig, path)
@@ -84,11 +143,9 @@ def plot_moc(cells: List[dict], path: str) -> Optional[str]:
 
 def render(result: dict, main_plot: Optional[str], moc_plot: Optional[str]) -> str:
   cells = result["cells"]
-  plan = result["plan"]
   out = [f"# sidrec experiment: {result['dataset']}", "",
-         f"Seeds {list(plan['seeds'])} (the ranking model's initialisation and input order; "
-         "data, split, embeddings and codebooks are the same in every run). Each cell: mean ± "
-         "sample standard deviation over seeds. Wall time "
+         _seeds_paragraph(result) + " Each cell: mean ± sample standard deviation over its "
+         "seeds. Wall time "
          f"{result['seconds'] / 60:.1f} min for {result.get('runs_this_invocation', 0)} "
          "representation-runs; "
          f"{result.get('runs_recorded_earlier', 0)} more were recorded by earlier invocations "
@@ -101,17 +158,18 @@ def render(result: dict, main_plot: Optional[str], moc_plot: Optional[str]) -> s
             "| representation | " + " | ".join(l for _, l in TABLE_METRICS)
             + " | table rows | train ex/s | n |",
             "|" + "---|" * (len(TABLE_METRICS) + 4)]
-    for c in (c for c in main if c["table_budget"] == budget):
+    rows = [c for c in main if c["table_budget"] == budget]
+    for c in rows:
       out.append(f"| `{c['representation']}` | "
                  + " | ".join(_ms(c[k]) for k, _ in TABLE_METRICS)
                  + f" | {_ms(c['table_rows'], 0)} | {_ms(c['train_examples_per_sec'], 0)}"
                  + f" | {c['auc']['n']} |")
-    out.append("")
+    out += ["", _coverage_note(rows, lambda c: f"`{c['representation']}`", "Spread over"), ""]
   if main_plot:
     out += [f"![AUC over seeds]({PLOTS_DIR}/{main_plot})", ""]
   comps = [c for c in result["comparisons"] if "moc_scaling" not in c]
   if comps:
-    out += ["## Paired comparisons (same seed; a − b)", "",
+    out += ["## Paired comparisons (same codebook seed and ranking seed; a − b)", "",
             "| a | b | metric | a | b | a − b | a − b > 2·max(std a, std b) |",
             "|---|---|---|---|---|---|---|"]
     for c in comps:
@@ -121,7 +179,8 @@ def render(result: dict, main_plot: Optional[str], moc_plot: Optional[str]) -> s
           "yes" if d["mean"] > 2 * spread else "no")
       out.append(f"| `{c['a']}` | `{c['b']}` | {c['metric']} | {_ms(sa)} | {_ms(sb)} | "
                  f"{_ms(d)} | {verdict} |")
-    out.append("")
+    out += ["", _coverage_note(comps, lambda c: f"`{c['a']}` − `{c['b']}` {c['metric']}",
+                               "Paired over"), ""]
   moc = [c for c in cells if c["group"] == "moc_scaling"]
   if moc:
     out += ["## Mixture-of-Codes scaling", "",
@@ -129,18 +188,20 @@ def render(result: dict, main_plot: Optional[str], moc_plot: Optional[str]) -> s
             "RQ-VAE of L·s levels (same codes and table rows per item).", "",
             "| s | representation | AUC | AUC new | GAUC new | table rows | n |",
             "|---|---|---|---|---|---|---|"]
-    for c in sorted(moc, key=lambda c: (c["moc_scaling"], c["representation"])):
+    moc = sorted(moc, key=lambda c: (c["moc_scaling"], c["representation"]))
+    for c in moc:
       out.append(f"| {c['moc_scaling']} | `{c['representation']}` | {_ms(c['auc'])} | "
                  f"{_ms(c['auc_new_items'])} | {_ms(c['gauc_new_items'])} | "
                  f"{_ms(c['table_rows'], 0)} | {c['auc']['n']} |")
-    out.append("")
+    out += ["", _coverage_note(
+        moc, lambda c: f"s = {c['moc_scaling']} `{c['representation']}`", "Spread over"), ""]
     paired = [c for c in result["comparisons"] if "moc_scaling" in c]
     if paired:
-      out += ["`moc` − `sid_unigram`, paired per seed:", "",
-              "| s | metric | `moc` − `sid_unigram` | seeds |", "|---|---|---|---|"]
+      out += ["`moc` − `sid_unigram`, paired per cell (same codebook seed and ranking seed):",
+              "", "| s | metric | `moc` − `sid_unigram` | seeds |", "|---|---|---|---|"]
       for c in sorted(paired, key=lambda c: c["moc_scaling"]):
         out.append(f"| {c['moc_scaling']} | {c['metric']} | {_ms(c['difference'])} | "
-                   f"{c['seeds']} |")
+                   f"{seed_coverage(c['seed_pairs'])} |")
       out.append("")
     if moc_plot:
       out += [f"![MoC scaling]({PLOTS_DIR}/{moc_plot})", ""]
