@@ -22,6 +22,14 @@ class ItemEmbeddings(types.Artifact):
   TYPE_ANNOTATION = system_artifacts.Dataset
 
 
+class ItemVectors(types.Artifact):
+  """The item table a ranking Trainer learned: item id -> vector, with each item's training
+  interactions (written by the item_id_vocab Trainer, read by ContentAligner).
+  Layout and readers: contracts/item_vectors_io.py. Custom properties: `dimension`, `count`."""
+  TYPE_NAME = "sidrec.ItemVectors"
+  TYPE_ANNOTATION = system_artifacts.Dataset
+
+
 class Codebook(types.Artifact):
   """A trained semantic-ID codebook (encoder + quantizer SavedModel plus quality metrics).
   Layout and custom properties: contracts/codebook_io.py."""

@@ -27,6 +27,7 @@ DATASETS = ("ml-100k", "ml-1m", "synthetic", "files")
 FILE_FORMATS = ("auto", "csv", "tsv", "parquet", "tfrecord")
 SPLIT_RULES = ("auto", "release_year", "first_seen_quantile")
 DISTRIBUTIONS = ("none", "mirrored", "multi_worker_mirrored", "parameter_server")
+ALIGNMENT_METHODS = ("ridge", "mlp")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,6 +264,42 @@ class CodebookConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AlignmentConfig:
+  """ContentAligner (components/content_aligner): a map from an item's content embedding to
+  the item vector the `item_id_vocab` ranker learned for it, so that codebooks over the mapped
+  ("aligned") embeddings give SIDs that carry what similar items taught the ranker (DESIGN.md
+  §1.4). Its seed is `codebook.seed`: one seed covers codebooks and alignment.
+  """
+  # "ridge": y = x W + b, the penalty chosen per fold by exact leave-one-out error over
+  # `ridge_alphas`; "mlp": one ReLU hidden layer of `mlp_hidden_dim`, Adam on the squared error.
+  method: str = "ridge"
+  # Items fit on: training items with at least this many training interactions (a rarer
+  # item's learned vector is mostly its initialisation). 20 as in the outside calibration.
+  min_train_interactions: int = 20
+  # Cross-fitting folds: a fit item's aligned vector comes from the fold model that did not
+  # see it, so seen and new items' aligned vectors are equally noisy.
+  folds: int = 5
+  ridge_alphas: tuple = (0.1, 1.0, 10.0, 100.0, 1000.0)
+  mlp_hidden_dim: int = 128
+  mlp_epochs: int = 300
+  mlp_learning_rate: float = 3e-3
+
+  def __post_init__(self):
+    if self.method not in ALIGNMENT_METHODS:
+      raise ValueError(f"alignment.method must be one of {ALIGNMENT_METHODS}, got "
+                       f"{self.method!r}")
+    if self.min_train_interactions < 1 or self.folds < 2:
+      raise ValueError("alignment needs min_train_interactions >= 1 and folds >= 2 "
+                       "(cross-fitting)")
+    if not self.ridge_alphas or min(self.ridge_alphas) <= 0:
+      raise ValueError(f"alignment.ridge_alphas must be positive penalties, got "
+                       f"{list(self.ridge_alphas)}")
+    if self.mlp_hidden_dim < 1 or self.mlp_epochs < 1 or not self.mlp_learning_rate > 0:
+      raise ValueError("alignment needs mlp_hidden_dim >= 1, mlp_epochs >= 1 and "
+                       "mlp_learning_rate > 0")
+
+
+@dataclasses.dataclass(frozen=True)
 class RankingConfig:
   """TFRS ranking model (trainer/model): item representation, sizes and training settings.
 
@@ -276,6 +313,10 @@ class RankingConfig:
   # The codebook whose codes are the SIDs of every sid_* representation (the papers: RQ-VAE);
   # `moc` reads the Mixture-of-Codes codebook's codes.
   sid_codebook: str = "rqvae"
+  # The codebook method trained over the aligned embeddings (components/content_aligner) whose
+  # codes every aligned_sid_* representation reads (codebook `aligned_<method>`); the outside
+  # calibration (DESIGN.md §1.4) used residual k-means 3x256.
+  aligned_sid_codebook: str = "rqkmeans"
   # E: size of the item vector every representation produces (per table row, and after fusion).
   embedding_dim: int = 32
   # Embedding size of the user-id token; the tokens of the user features the data declares
@@ -364,12 +405,14 @@ class RankingConfig:
     if self.distribution not in self.DISTRIBUTIONS:
       raise ValueError(f"distribution must be one of {self.DISTRIBUTIONS}, "
                        f"got {self.distribution!r}")
-    if self.distribution == "parameter_server" and representation_registry.get(
-        self.representation).reads_content():
-      # Their input pipeline looks content up in the item tables, which a parameter-server
-      # worker's dataset cannot read.
+    entry = representation_registry.get(self.representation)
+    if self.distribution == "parameter_server" and (entry.reads_content()
+                                                    or entry.reads_aligned()):
+      # Their input pipeline looks content or aligned codes up in the item tables, which a
+      # parameter-server worker's dataset cannot read.
       raise ValueError(f"distribution parameter_server cannot train {self.representation!r} "
-                       f"(it reads content embeddings); use multi_worker_mirrored")
+                       f"(it looks content or aligned codes up by item id); use "
+                       f"multi_worker_mirrored")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -459,6 +502,7 @@ class PipelineConfig:
   # Item representations trained side by side (one Trainer -> Evaluator -> Pusher each, all on
   # the same Transform output); `ranking` holds every other setting.
   representations: tuple = ("no_item", "random_id", "sid_spm")
+  alignment: AlignmentConfig = AlignmentConfig()
   evaluation: EvaluationConfig = EvaluationConfig()
   serving: ServingConfig = ServingConfig()
   # Extra Beam options, e.g. ["--runner=DataflowRunner", ...] on Kubeflow.
@@ -474,9 +518,11 @@ class PipelineConfig:
       raise ValueError(f"codebook_methods must name methods of {list(CODEBOOK_METHODS)}, "
                        f"got {list(self.codebook_methods)}")
     for method, changes in self.codebook_overrides.items():
-      if method not in self.codebook_methods:
+      if method not in self.codebook_methods and not (
+          codebook_registry.is_aligned(method)
+          and codebook_registry.method_of(method) in CODEBOOK_METHODS):
         raise ValueError(f"codebook_overrides names {method!r}, not one of codebook_methods "
-                         f"{list(self.codebook_methods)}")
+                         f"{list(self.codebook_methods)} (or aligned_<method>)")
       _check_codebook_overrides(method, changes)  # unknown fields / wrong types, by path
       try:
         self.codebook_for(method)  # bad values fail here
@@ -490,9 +536,13 @@ class PipelineConfig:
         self.representations):
       raise ValueError(f"representations must be distinct names from "
                        f"{RankingConfig.REPRESENTATIONS}; got {list(self.representations)}")
+    if self.ranking.aligned_sid_codebook not in CODEBOOK_METHODS:
+      raise ValueError(f"ranking.aligned_sid_codebook must be one of {list(CODEBOOK_METHODS)}, "
+                       f"got {self.ranking.aligned_sid_codebook!r}")
     for name in self.representations:
-      missing = [c for c in representation_registry.get(name).codebooks(
-          self.ranking.sid_codebook) if c not in self.codebook_methods]
+      # Aligned codebooks are trained whenever a representation reads them.
+      missing = [c for c in self.codebooks_read(name)
+                 if c not in self.codebook_methods and not codebook_registry.is_aligned(c)]
       if missing:
         raise ValueError(f"representation {name!r} reads the codes of codebook(s) {missing}: "
                          f"add them to codebook_methods {list(self.codebook_methods)}")
@@ -514,11 +564,28 @@ class PipelineConfig:
   def serving_dir(self) -> str:
     return os.path.join(self.output_dir, "serving")
 
-  def codebook_for(self, method: str) -> CodebookConfig:
-    """The shared `codebook` section < the method's registry defaults < codebook_overrides."""
-    return dataclasses.replace(self.codebook, method=method,
-                               **{**codebook_registry.get(method).defaults,
-                                  **self.codebook_overrides.get(method, {})})
+  def codebook_for(self, codebook: str) -> CodebookConfig:
+    """The shared `codebook` section < the method's registry defaults < codebook_overrides
+    of the method < (an aligned twin `aligned_<method>`) the twin's own overrides."""
+    method = codebook_registry.method_of(codebook)
+    changes = {**codebook_registry.get(method).defaults, **self.codebook_overrides.get(method, {})}
+    if codebook != method:
+      changes.update(self.codebook_overrides.get(codebook, {}))
+    return dataclasses.replace(self.codebook, method=method, **changes)
+
+  def codebooks_read(self, representation: str) -> tuple:
+    """The codebooks a representation reads, its SID codebooks resolved from `ranking`."""
+    return representation_registry.get(representation).codebooks(
+        self.ranking.sid_codebook, self.ranking.aligned_sid_codebook)
+
+  def aligned_codebooks(self) -> tuple:
+    """The aligned codebooks (`aligned_<method>`) some configured representation reads: the
+    DAG trains these over the ContentAligner's embeddings."""
+    return tuple(dict.fromkeys(c for r in self.representations for c in self.codebooks_read(r)
+                               if codebook_registry.is_aligned(c)))
+
+  def needs_alignment(self) -> bool:
+    return any(representation_registry.get(r).reads_aligned() for r in self.representations)
 
   def ranking_for(self, representation: str) -> RankingConfig:
     return dataclasses.replace(self.ranking, representation=representation)
@@ -732,8 +799,8 @@ def _check_codebook_overrides(method: str, changes: Any) -> None:
 
 
 _DATACLASSES = {c.__name__: c for c in (
-    SyntheticConfig, FilesConfig, DataConfig, SplitConfig, EmbeddingConfig, CodebookConfig, PipelineConfig,
-    RankingConfig, EvaluationConfig, ServingConfig)}
+    SyntheticConfig, FilesConfig, DataConfig, SplitConfig, EmbeddingConfig, CodebookConfig,
+    PipelineConfig, RankingConfig, AlignmentConfig, EvaluationConfig, ServingConfig)}
 
 
 def replace_section(config: PipelineConfig, section: str, **changes) -> PipelineConfig:

@@ -102,7 +102,8 @@ def test_distribution_is_validated_and_reaches_the_trainer():
                                        r"got 'ps'$"):
     config_lib.RankingConfig(distribution="ps")
   with pytest.raises(ValueError, match=r"^distribution parameter_server cannot train "
-                                       r"'dense_content' \(it reads content embeddings\); "
+                                       r"'dense_content' \(it looks content or aligned codes up by "
+                                       r"item id\); "
                                        r"use multi_worker_mirrored$"):
     config_lib.RankingConfig(representation="dense_content", distribution="parameter_server")
 
@@ -164,7 +165,7 @@ def test_unknown_fields_suggest_the_nearest_name(text, path, suggestion):
 def test_an_unknown_field_without_a_near_name_lists_the_section():
   with pytest.raises(config_lib.ConfigError,
                      match=r"^ranking\.zzz: unknown RankingConfig field; RankingConfig has: "
-                           r"batch_size, .*epochs, .*use_history"):
+                           r"aligned_sid_codebook, batch_size, .*epochs, .*use_history"):
     config_lib.PipelineConfig.from_json('{"ranking": {"zzz": 1}}')
 
 

@@ -44,9 +44,17 @@ class CodesInput:
 
 @dataclasses.dataclass(frozen=True)
 class TrainerInputs:
+  """What run_fn reads besides the examples: every codebook's codes, the content (raw, or the
+  ContentAligner's for aligned_dense), the chunks flag; for aligned representations the
+  alignment (its map) and the aligned codebooks' SavedModels {codebook: dir}, which the
+  exported ranker embeds to rank a new item from its raw content embedding; and where the
+  item_id_vocab Trainer writes its learned item table (contracts/item_vectors_io.py)."""
   codes: Dict[str, CodesInput]
   item_embeddings_uri: str = ""
   packed: bool = False
+  alignment_uri: str = ""
+  aligned_codebooks: Dict[str, str] = dataclasses.field(default_factory=dict)
+  item_vectors_uri: str = ""
 
   def __post_init__(self):
     object.__setattr__(self, "codes", {

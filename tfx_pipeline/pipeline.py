@@ -12,6 +12,15 @@ Stages so far (later stages extend the same function):
   Transform              stock; trainer.preprocessing.preprocessing_fn (SPM sub-ID analyzer)
   ExamplePacker          Beam: Transform's examples in chunks of parsed columns, read by every
                          Trainer (one tf.Example parse per chunk, not per example)
+  when a representation is aligned (aligned_sid_prefix_ngram, aligned_moc, aligned_dense, ...):
+    ItemIdVocabTrainer   the item_id_vocab ranker (training split only) also writes its learned
+                         item table (ItemVectors); it is the item_id_vocab representation's
+                         Trainer when that is listed too
+    ContentAligner       content embedding -> learned item vector (cross-fitted ridge / MLP),
+                         aligned embeddings for every catalog item and the map
+    Aligned<Method>CodebookTrainer / Aligned<Method>SemanticIdAssigner  over the aligned
+                         embeddings; their codes reach the aligned Trainers through the item
+                         tables (looked up by item id: Transform ran before they existed)
   per representation R (model name R, component prefix e.g. SidSpm):
     <R>Trainer           SidRankingTrainer (stock Trainer + item tables), trainer.run.run_fn
     <R>BaselineResolver  the latest blessed model of <R>Trainer (the model already serving)
@@ -35,12 +44,15 @@ from tfx.proto import transform_pb2
 from components import beam_worker
 from components.codebook import spec as codebook_spec
 from components.codebook.component import CodebookTrainer
+from components.content_aligner import spec as aligner_spec
+from components.content_aligner.component import ContentAligner
 from components.content_embedder import spec as embedder_spec
 from components.content_embedder.component import ContentEmbedder
 from components.example_packer import spec as packer_spec
 from components.example_packer.component import ExamplePacker
 from components.pusher.component import ServingPusher
 from components.representation_evaluator.component import RepresentationEvaluator
+from components.ranking_trainer import spec as trainer_spec
 from components.ranking_trainer.component import SidRankingTrainer
 from components.semantic_id_assigner import spec as assigner_spec
 from components.semantic_id_assigner.component import SemanticIdAssigner
@@ -57,6 +69,8 @@ from contracts.transform_settings import TransformSettings
 from tfx_pipeline import evaluation
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
+# The Trainer whose learned item table the ContentAligner fits to.
+ALIGNMENT_SOURCE = "item_id_vocab"
 RUN_FN = "trainer.run.run_fn"
 
 
@@ -72,7 +86,7 @@ def component_prefix(representation: str) -> str:
 
 def codebook_prefix(codebook: str) -> str:
   """Component-id prefix of a codebook's trainer and assigner."""
-  return codebook_methods.get(codebook).component_prefix
+  return codebook_methods.component_prefix(codebook)
 
 
 def joined_codebooks(config: config_lib.PipelineConfig) -> List[str]:
@@ -82,7 +96,7 @@ def joined_codebooks(config: config_lib.PipelineConfig) -> List[str]:
   other codebooks (RQ-KMeans by default) are trained and assigned for the report only."""
   readable = {config.ranking.sid_codebook}
   for name in representation_registry.NAMES:
-    readable.update(representation_registry.get(name).codebooks(config.ranking.sid_codebook))
+    readable.update(config.codebooks_read(name))
   return [c for c in config.codebook_methods if c in readable]
 
 
@@ -208,21 +222,62 @@ def create_pipeline(
       chunk_size=config.ranking.packed_chunk_size)
   components += [joiner, transform, packer]
 
-  eval_config = evaluation.eval_config(config.evaluation)
-  for representation in config.representations:
-    prefix = component_prefix(representation)
-    reads_content = representation_registry.get(representation).reads_content()
-    trainer = SidRankingTrainer(
+  raw_embeddings = content_embedder.outputs[embedder_spec.ITEM_EMBEDDINGS_KEY]
+
+  def ranking_trainer(representation: str, aligned=None, export_item_vectors=False):
+    entry = representation_registry.get(representation)
+    read = config.codebooks_read(representation)
+    aligned_codes, aligned_books, aligned_embeddings = aligned or ({}, {}, None)
+    content = None
+    if entry.reads_content():
+      content = aligned_embeddings if entry.reads_aligned() else raw_embeddings
+    return SidRankingTrainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        # Every joined codebook: the exported transform graph reads all their codes.
-        codes=codes,
-        item_embeddings=(content_embedder.outputs[embedder_spec.ITEM_EMBEDDINGS_KEY]
-                         if reads_content else None),
+        # Every joined codebook (the exported transform graph reads all their codes), and
+        # the aligned codebooks this representation reads.
+        codes={**codes, **{c: aligned_codes[c] for c in read if c in aligned_codes}},
+        item_embeddings=content,
         packed_examples=packer.outputs[packer_spec.PACKED_EXAMPLES_KEY],
         run_fn=RUN_FN,
         custom_config=TrainerSettings(config.ranking_for(representation)).custom_config(),
-    ).with_id(f"{prefix}Trainer")
+        alignment=aligned_embeddings if entry.reads_aligned() else None,
+        aligned_codebooks={c: aligned_books[c] for c in read if c in aligned_books},
+        export_item_vectors=export_item_vectors,
+    ).with_id(f"{component_prefix(representation)}Trainer")
+
+  trainers, aligned = {}, None
+  if config.needs_alignment():
+    # The learned item table comes from the item_id_vocab Trainer (no second model).
+    source = trainers[ALIGNMENT_SOURCE] = ranking_trainer(ALIGNMENT_SOURCE,
+                                                          export_item_vectors=True)
+    aligner = ContentAligner(
+        item_embeddings=raw_embeddings,
+        item_vectors=source.outputs[trainer_spec.ITEM_VECTORS_KEY],
+        alignment_config=config_lib.to_json(config.alignment),
+        seed=config.codebook.seed)
+    aligned_embeddings = aligner.outputs[aligner_spec.ALIGNED_EMBEDDINGS_KEY]
+    aligned_codes, aligned_books = {}, {}
+    components += [source, aligner]
+    for codebook in config.aligned_codebooks():
+      prefix = codebook_prefix(codebook)
+      book = CodebookTrainer(
+          item_embeddings=aligned_embeddings, catalog=catalog_gen.outputs["examples"],
+          codebook_config=config_lib.to_json(config.codebook_for(codebook)),
+      ).with_id(f"{prefix}CodebookTrainer")
+      assigner = SemanticIdAssigner(
+          item_embeddings=aligned_embeddings, codebook=book.outputs[codebook_spec.CODEBOOK_KEY],
+          codebook_name=codebook).with_id(f"{prefix}SemanticIdAssigner")
+      components += [book, assigner]
+      aligned_books[codebook] = book.outputs[codebook_spec.CODEBOOK_KEY]
+      aligned_codes[codebook] = assigner.outputs[assigner_spec.SEMANTIC_IDS_KEY]
+    aligned = (aligned_codes, aligned_books, aligned_embeddings)
+
+  eval_config = evaluation.eval_config(config.evaluation)
+  for representation in config.representations:
+    prefix = component_prefix(representation)
+    entry = representation_registry.get(representation)
+    trainer = trainers.get(representation) or ranking_trainer(representation, aligned)
     # The model already serving, as TFX's penguin example finds it: the latest Model of this
     # Trainer that this Evaluator blessed. The first run has none; the Evaluator then gates on
     # the absolute thresholds only (TFMA drops change thresholds without a baseline).
@@ -240,8 +295,9 @@ def create_pipeline(
         example_splits=["eval"]).with_id(f"{prefix}Evaluator")
     gate = ServingGate(
         model=trainer.outputs["model"], examples=joiner.outputs[joiner_spec.JOINED_EXAMPLES_KEY],
-        item_embeddings=(content_embedder.outputs[embedder_spec.ITEM_EMBEDDINGS_KEY]
-                         if reads_content else None),
+        # The raw content: serve_new_items of content and aligned models takes it.
+        item_embeddings=(raw_embeddings if entry.reads_content() or entry.reads_aligned()
+                         else None),
         serving_config=config.serving).with_id(f"{prefix}ServingGate")
     # No `model`: the Pusher then pushes the ServingGate's stamped copy, which carries the
     # warmup requests (tfx/components/pusher/executor.py GetModelPath). The executor is the
@@ -253,7 +309,8 @@ def create_pipeline(
             filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=os.path.join(serving_dir, model_name(representation))))
     ).with_id(f"{prefix}Pusher")
-    components += [c for c in (trainer, baseline, evaluator, gate, pusher) if c is not None]
+    components += [c for c in (trainer, baseline, evaluator, gate, pusher)
+                   if c is not None and c not in components]
   return tfx.dsl.Pipeline(
       pipeline_name=config.name,
       pipeline_root=pipeline_root,

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional
 
 from components.serving_gate import spec as gate_spec
 
+from contracts import alignment_io
 from contracts import artifacts
 from contracts import codebook_io
 from contracts import config as config_lib
@@ -85,6 +86,7 @@ def build_report(config: config_lib.PipelineConfig, split_stats: dict,
     embeddings = dict(embeddings, uri=embeddings_uri)
   return {
       "codebooks": codebook_section(config, run),
+      "alignment": alignment_section(config, run),
       "representations": representation_section(config, run),
       "dataset": config.data.dataset,
       "config": json.loads(config.to_json()),
@@ -108,8 +110,8 @@ CODEBOOK_REPORT_KEYS = (
 def codebook_section(config: config_lib.PipelineConfig, run: RunArtifacts) -> Dict[str, dict]:
   """`codebooks`: per codebook, the trainer's metrics and the assigner's collision statistics."""
   section = {}
-  for method in config.codebook_methods:
-    prefix = codebook_methods.get(method).component_prefix
+  for method in tuple(config.codebook_methods) + config.aligned_codebooks():
+    prefix = codebook_methods.component_prefix(method)
     codebook_uri = run.uri(f"{prefix}CodebookTrainer", artifacts.Codebook.TYPE_NAME)
     metrics = codebook_io.read_metrics(codebook_uri) if codebook_uri else None
     if metrics is None:
@@ -123,6 +125,17 @@ def codebook_section(config: config_lib.PipelineConfig, run: RunArtifacts) -> Di
       entry["assignment"] = dict(semantic_ids_io.read_stats(sids_uri), uri=sids_uri)
     section[method] = entry
   return section
+
+
+def alignment_section(config: config_lib.PipelineConfig,
+                      run: RunArtifacts) -> Optional[dict]:
+  """`alignment`: the ContentAligner's report (held-out R^2, fit items, penalty), or None when
+  no representation is aligned."""
+  if not config.needs_alignment():
+    return None
+  uri = run.uri("ContentAligner", artifacts.ItemEmbeddings.TYPE_NAME)
+  report = alignment_io.read_report(uri) if uri else None
+  return dict(report, uri=uri) if report else None
 
 
 def _candidate_model_name(evaluation_uri: str) -> Optional[str]:

@@ -93,6 +93,47 @@ def popularity_table(reps: Dict[str, dict]) -> List[str]:
   return lines
 
 
+def alignment_seconds(report: dict) -> Dict[str, float]:
+  """Seconds of the stages alignment adds (ContentAligner, the Aligned* codebook trainers and
+  assigners, and the ItemIdVocabTrainer when item_id_vocab is not itself a representation),
+  and the whole pipeline's."""
+  seconds = (report.get("components") or {}).get("seconds") or {}
+  listed = (report.get("config") or {}).get("representations") or []
+  stages = {k: v for k, v in seconds.items() if k == "ContentAligner" or k.startswith(
+      "Aligned") or (k == "ItemIdVocabTrainer" and "item_id_vocab" not in listed)}
+  return {"alignment": round(sum(stages.values()), 2),
+          "pipeline": (report.get("components") or {}).get("pipeline_seconds") or 0.0}
+
+
+def alignment_lines(report: dict, reps: Dict[str, dict]) -> List[str]:
+  from contracts.registry import representations as registry  # pylint: disable=g-import-not-at-top
+  a = report.get("alignment")
+  if not a:
+    return []
+  out = ["## Collaborative alignment", "",
+         f"Content embeddings mapped ({a.get('method')}) onto the item table the "
+         f"`item_id_vocab` ranker learned, fit on {a.get('fit_items', 0):,} training items with "
+         f">= {a.get('min_train_interactions')} training interactions, cross-fitted over "
+         f"{a.get('folds')} folds: held-out R² {_f(a.get('r2_held_out'), 3)} (in sample "
+         f"{_f(a.get('r2_in_sample'), 3)}). Every other item, new ones included, gets the "
+         f"map fit on all fit items."]
+  t = alignment_seconds(report)
+  if t["pipeline"]:
+    out[-1] += (f" The alignment stages took {t['alignment']:.0f} s of this run's "
+                f"{t['pipeline']:.0f} s ({100 * t['alignment'] / t['pipeline']:.0f}%).")
+  rows = [(n, registry.get(n).raw_counterpart) for n in reps
+          if n in registry.REPRESENTATIONS and registry.get(n).raw_counterpart]
+  if rows:
+    out += ["", "| aligned | raw | AUC (aligned − raw) | AUC new | GAUC new |",
+            "|---|---|---|---|---|"]
+    for name, raw in rows:
+      a_, r_ = reps[name], reps.get(raw, {})
+      out.append(f"| `{name}` | `{raw}` | " + " | ".join(
+          f"{_f(a_.get(k))} ({_delta(a_.get(k), r_.get(k))})"
+          for k in ("auc", "auc_new_items", "gauc_new_items")) + " |")
+  return out + [""]
+
+
 def render(report: dict, plot_name: Optional[str]) -> str:
   split = report.get("split", {})
   reps = report.get("representations") or {}
@@ -119,6 +160,7 @@ def render(report: dict, plot_name: Optional[str]) -> str:
     pop = popularity_table(reps)
     if pop:
       out += ["### By item popularity (train interactions of the item)", ""] + pop + [""]
+  out += alignment_lines(report, reps)
   codebooks = report.get("codebooks") or {}
   if codebooks:
     out += ["## Codebooks", "", "| method | levels × codes | unique SIDs | min code usage | "

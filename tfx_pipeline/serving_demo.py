@@ -86,7 +86,8 @@ def _representation(config: config_lib.PipelineConfig) -> Optional[str]:
   names = sorted(representations.NAMES, key=lambda n: (n != "sid_spm", n))
   for name in names:
     if pipeline_lib.model_name(name) in pushed and config.ranking.sid_codebook in (
-        representations.get(name).codebooks(config.ranking.sid_codebook)):
+        representations.get(name).codebooks(config.ranking.sid_codebook,
+                                            config.ranking.aligned_sid_codebook)):
       return name
   return None
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Sequence, Tuple
 
+from trainer.model import features as F
+
 import numpy as np
 import tensorflow as tf
 
@@ -90,6 +92,36 @@ class ItemTables(tf.Module):
     if self._content is None:
       raise ValueError("these ItemTables hold no content embeddings")
     return self._gather(self._content, ids)
+
+
+def looked_up_features(names, transformed_names) -> Dict[str, Optional[str]]:
+  """Candidate features of `names` the input looks up by raw item id in the item tables
+  instead of parsing them: {name: codebook, or None for the content embedding}.
+
+  The content embedding always (caching 384-d vectors per history slot would cost ~20x the
+  memory of the ids), and the codes of every codebook Transform never saw: the aligned ones,
+  trained after the Trainer that feeds their alignment.
+  """
+  out = {}
+  for name in names:
+    if name == F.ITEM_EMBEDDING:
+      out[name] = None
+    elif F.codebook_of(name) and name.startswith(F.ITEM_CODES_PREFIX) \
+        and name not in transformed_names:
+      out[name] = F.codebook_of(name)
+  return out
+
+
+def add_looked_up(features, tables: "ItemTables",
+                  looked_up: Dict[str, Optional[str]], names, keys, history_keys):
+  """`features` plus each looked-up candidate feature (and its history twin when read)."""
+  for name, codebook in looked_up.items():
+    get = tables.content if codebook is None else (
+        lambda ids, c=codebook: tables.codes(c, ids))
+    features[name] = get(keys)
+    if F.history_name(name) in names:
+      features[F.history_name(name)] = get(history_keys)
+  return features
 
 
 def load_item_tables(inputs: TrainerInputs) -> ItemTables:

@@ -33,8 +33,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_transform.tf_metadata import schema_utils
 
+from contracts import item_vectors_io
 from contracts import schema as S
 from contracts import trainer_io
+from trainer import aligned_items as aligned_items_lib
 from trainer import distribution as distribution_lib
 from trainer import item_tables as item_tables_lib
 from trainer import preprocessing as P
@@ -166,37 +168,35 @@ def make_input(files, tft_output, names, batch_size: int, *, shuffle: bool,
                seed: Optional[int], tables: Optional[item_tables_lib.ItemTables] = None,
                counter: Optional[_CountExamples] = None,
                cache: bool = False, packed: bool = False) -> tf.data.Dataset:
-  """One pass over transformed examples as dict batches, content added from `tables`.
+  """One pass over transformed examples as dict batches, looked-up features from `tables`.
 
   `files` are Transform's TFRecords, or ExamplePacker's chunks when `packed`. Only the features
   in `names` are parsed. `cache`: the parsed batches of the first pass are kept in memory and
   later passes read them from there (RankingConfig.input_cache); with `shuffle` their order is
-  reshuffled every pass. The content lookup runs after the cache: caching 384-d embeddings per
-  history slot would cost ~20x the memory of the ids. `seed` None: unseeded shuffles (random
-  per iterator, unless a graph seed is set).
+  reshuffled every pass. The features of `looked_up_features` (content, aligned codes) are
+  looked up by raw item id after the cache. `seed` None: unseeded shuffles (random per
+  iterator, unless a graph seed is set).
   """
   read = set(names)
-  if tables is not None:  # content representations look the embedding up by raw item id
+  looked_up = {} if tables is None else item_tables_lib.looked_up_features(
+      names, set(tft_output.transformed_feature_spec()))
+  if looked_up:
     read |= {F.ITEM_KEY, F.history_name(F.ITEM_KEY)}
-    read -= {F.ITEM_EMBEDDING, F.history_name(F.ITEM_EMBEDDING)}
+    read -= set(looked_up) | {F.history_name(n) for n in looked_up}
   reader = read_packed if packed else read_transformed
   dataset = reader(files, _feature_spec(tft_output, read), batch_size, shuffle=shuffle, seed=seed)
   if cache:
     dataset = dataset.cache()
     if shuffle:
       dataset = dataset.shuffle(CACHE_SHUFFLE_BATCHES, seed=seed, reshuffle_each_iteration=True)
-  if tables is not None:
-    history = F.history_name(F.ITEM_EMBEDDING) in names
-
-    def add_content(features):
-      keys = features.pop(F.ITEM_KEY)
+  if looked_up:
+    def add(features):
+      keys = tf.reshape(features.pop(F.ITEM_KEY), [-1])
       history_keys = features.pop(F.history_name(F.ITEM_KEY))
-      features[F.ITEM_EMBEDDING] = tables.content(tf.reshape(keys, [-1]))
-      if history:
-        features[F.history_name(F.ITEM_EMBEDDING)] = tables.content(history_keys)
-      return features
+      return item_tables_lib.add_looked_up(features, tables, looked_up, names, keys,
+                                           history_keys)
 
-    dataset = dataset.map(add_content, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(add, num_parallel_calls=tf.data.AUTOTUNE)
   if counter is not None:
     dataset = dataset.map(counter)
   return dataset.prefetch(tf.data.AUTOTUNE)
@@ -285,6 +285,25 @@ def sharded_variables(model) -> Dict[str, list]:
   return {name: [device for _, device in sorted(parts)] for name, parts in sorted(shards.items())}
 
 
+def export_item_vectors(model, tft_output, train_files, packed: bool, uri: str,
+                        seed: int) -> None:
+  """The item_id_vocab ranker's learned table, one row per training item, with each item's
+  training interactions (one pass over the training split's item ids), as ItemVectors."""
+  table = getattr(model.representation, "table", None)
+  if model.config.representation != "item_id_vocab" or table is None:
+    raise ValueError(f"only the item_id_vocab ranker exports its item table, not "
+                     f"{model.config.representation!r}: the ContentAligner fits to it")
+  ids = [i.decode("utf-8") if isinstance(i, bytes) else str(i)
+         for i in tft_output.vocabulary_by_name(P.ITEM_VOCAB)]
+  counts = np.zeros(int(table.shape[0]), np.int64)
+  for batch in make_input(train_files, tft_output, {F.ITEM_VOCAB_ID}, 8192, shuffle=False,
+                          seed=0, packed=packed).as_numpy_iterator():
+    counts += np.bincount(batch[F.ITEM_VOCAB_ID].reshape(-1), minlength=len(counts))[
+        :len(counts)]
+  item_vectors_io.write_item_vectors(uri, ids, table.numpy()[:len(ids)], counts[:len(ids)],
+                                     representation=model.config.representation, seed=seed)
+
+
 def run_fn(fn_args) -> None:
   """TFX Trainer entry point; every replica of a multi-worker Trainer runs it."""
   config = trainer_io.TrainerSettings.from_custom_config(fn_args.custom_config).ranking
@@ -303,8 +322,10 @@ def run_fn(fn_args) -> None:
   with distribution.strategy.scope():
     model = ranking.build_ranking_model(config, sizes)
   names = set(model.input_signature()) | {F.LABEL}
-  # Content representations (never under parameter_server: RankingConfig refuses it).
-  content = tables if F.ITEM_EMBEDDING in names else None
+  # Content and aligned representations look their inputs up by item id (never under
+  # parameter_server: RankingConfig refuses it).
+  content = tables if item_tables_lib.looked_up_features(
+      names, set(tft_output.transformed_feature_spec())) else None
   # ExamplePacker's chunks when the DAG has them (SidRankingTrainer's executor then points
   # train_files / eval_files at them), else Transform's examples.
   packed = inputs.packed
@@ -334,9 +355,16 @@ def run_fn(fn_args) -> None:
   exported = unpartitioned_copy(model, config, sizes, next(iter(evaluation))) \
       if parameter_server else model
   with distribution_lib.export_dir(fn_args.serving_model_dir, distribution) as export_dir:
-    signatures.export_serving_model(exported, tft_output, tables, export_dir)
+    aligned_items = None
+    if inputs.alignment_uri:
+      aligned_items = aligned_items_lib.AlignedItemEncoder(inputs.alignment_uri,
+                                                           inputs.aligned_codebooks)
+    signatures.export_serving_model(exported, tft_output, tables, export_dir, aligned_items)
   if not distribution.is_chief:
     return
+  if inputs.item_vectors_uri:
+    export_item_vectors(exported, tft_output, fn_args.train_files, packed,
+                        inputs.item_vectors_uri, config.seed)
   metrics = evaluate(model, evaluation)
   report = model.table_report()
   stats = {

@@ -17,12 +17,17 @@ contracts/serving_api.py):
                     representations; used for items missing from the tables: a brand-new item
                     is ranked from its SID (SemanticIdAssigner / the Codebook's `assign`)
                     without retraining. Items found in the tables keep their table codes.
+                    Aligned representations take only `item_embedding`, the raw content
+                    embedding (what the ContentEmbedder gives): the model aligns it and
+                    assigns its aligned SID itself (trainer/aligned_items.py).
   serve_examples    examples [B]: serialized tf.Examples in the joined layout (what the
                     pipeline's SemanticIdJoiner writes), for Predict with tf.Examples.
   score_joined_features  the joined layout's raw features by name (what TFMA feeds; TFMA 0.52
                     calls a serialized-examples signature positionally, which TF 2.21 rejects).
 
-History ids missing from the tables are treated as padding (their codes are unknown).
+History ids missing from the tables are treated as padding (their codes are unknown). Codes of
+codebooks Transform never saw (the aligned ones) and content embeddings are looked up in the
+tables by item id after the transform graph, as the Trainer's input does (item_tables.py).
 All signatures are tensorflow/serving/predict signatures with plain (dense) tensors.
 """
 
@@ -34,7 +39,8 @@ import tensorflow as tf
 
 from contracts import schema as S
 from contracts import serving_api as api
-from trainer.item_tables import ItemTables
+from trainer.aligned_items import AlignedItemEncoder
+from trainer.item_tables import ItemTables, add_looked_up, looked_up_features
 from trainer.model import features as F
 
 USER_FEATURE_DTYPES = (tf.string, tf.int64)
@@ -83,30 +89,39 @@ class RankingServingModule(tf.Module):
   """Transform graph + ranker + item tables, with the signatures above."""
 
   def __init__(self, model, tft_layer, tables: ItemTables,
-               raw_feature_spec: Mapping[str, object]):
+               raw_feature_spec: Mapping[str, object], transformed_names,
+               aligned_items: Optional[AlignedItemEncoder] = None):
     super().__init__(name="sidrec_ranker")
     self.model, self.tft_layer, self.tables = model, tft_layer, tables
+    self.aligned_items = aligned_items
     self.history_length = int(model.sizes.history_length)
     self.raw_spec = {k: raw_feature_spec[k] for k in raw_model_inputs(raw_feature_spec)}
     self.user_inputs = user_inputs(self.raw_spec)
     self.model_inputs = set(model.input_signature())
     self.needs_content = F.ITEM_EMBEDDING in self.model_inputs
+    # Looked up by item id after the transform graph: content, and codes Transform never saw.
+    self.looked_up = looked_up_features(self.model_inputs, set(transformed_names))
+    aligned = {c for c in self.looked_up.values() if c is not None}
+    if aligned and aligned_items is None:
+      raise ValueError(f"the model reads the aligned codebooks {sorted(aligned)}: export it "
+                       f"with their AlignedItemEncoder, so new items can be served")
     # The transform graph wants every codebook's codes; serve_new_items asks a client only
-    # for those this model reads.
+    # for those this model reads (an aligned model computes its own from the content).
     self.codebooks = S.codebooks_in(self.raw_spec)
-    self.read_codebooks = sorted({F.codebook_of(n) for n in self.model_inputs} - {None})
+    self.read_codebooks = sorted({F.codebook_of(n) for n in self.model_inputs} - {None}
+                                 - aligned)
+    self.takes_content = self.needs_content or aligned_items is not None
 
   # --- the common path: raw features (spec form) -> scores -------------------------------
 
   def _score(self, raw: Dict[str, object], item_ids: tf.Tensor, history_ids: tf.Tensor,
-             item_embedding: Optional[tf.Tensor] = None) -> Dict[str, tf.Tensor]:
+             candidates: Optional[Dict[str, tf.Tensor]] = None) -> Dict[str, tf.Tensor]:
+    """`candidates`: looked-up candidate features given for this request (new items)."""
     transformed = self.tft_layer(raw)
     features = {k: v for k, v in transformed.items() if k in self.model_inputs}
-    if self.needs_content:
-      features[F.ITEM_EMBEDDING] = (item_embedding if item_embedding is not None
-                                    else self.tables.content(item_ids))
-      if F.history_name(F.ITEM_EMBEDDING) in self.model_inputs:
-        features[F.history_name(F.ITEM_EMBEDDING)] = self.tables.content(history_ids)
+    features = add_looked_up(features, self.tables, self.looked_up, self.model_inputs,
+                             item_ids, history_ids)
+    features.update(candidates or {})
     logits = self.model(features, training=False)
     return {api.LOGITS: logits, api.PROBABILITY: tf.sigmoid(logits)}
 
@@ -153,10 +168,27 @@ class RankingServingModule(tf.Module):
       name = S.item_codes(codebook)
       specs[name] = tf.TensorSpec([None, self.tables.code_columns(codebook)], tf.int64,
                                   name=name)
-    if self.needs_content:
-      specs[api.ITEM_EMBEDDING_INPUT] = tf.TensorSpec(
-          [None, self.tables.content_dim], tf.float32, name=api.ITEM_EMBEDDING_INPUT)
+    if self.takes_content:
+      dim = (self.aligned_items.content_dim if self.aligned_items is not None
+             else self.tables.content_dim)
+      specs[api.ITEM_EMBEDDING_INPUT] = tf.TensorSpec([None, dim], tf.float32,
+                                                      name=api.ITEM_EMBEDDING_INPUT)
     return specs
+
+  def _new_item_features(self, content: tf.Tensor, item_ids: tf.Tensor,
+                         found: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """The looked-up candidate features of a request's items: the tables' where an item is
+    in them, else computed from the given raw content embedding."""
+    out = {}
+    for name, codebook in self.looked_up.items():
+      if codebook is None:
+        table = self.tables.content(item_ids)
+        given = content if self.aligned_items is None else self.aligned_items.aligned(content)
+      else:
+        table = self.tables.codes(codebook, item_ids)
+        given = self.aligned_items.codes(codebook, content)
+      out[name] = tf.where(found[:, None], table, tf.cast(given, table.dtype))
+    return out
 
   def joined_input_signature(self) -> Dict[str, tf.TensorSpec]:
     specs = {}
@@ -180,11 +212,10 @@ class RankingServingModule(tf.Module):
     def serve_new_items(inputs):
       raw, item_ids, history, found = self._from_ids(inputs, {
           codebook: inputs[S.item_codes(codebook)] for codebook in self.read_codebooks})
-      embedding = None
-      if self.needs_content:
-        embedding = tf.where(found[:, None], self.tables.content(item_ids),
-                             inputs[api.ITEM_EMBEDDING_INPUT])
-      out = self._score(raw, item_ids, history, embedding)
+      candidates = None
+      if self.takes_content:
+        candidates = self._new_item_features(inputs[api.ITEM_EMBEDDING_INPUT], item_ids, found)
+      out = self._score(raw, item_ids, history, candidates)
       out[api.ITEM_IN_TABLE] = found
       return out
 
@@ -215,10 +246,12 @@ def _densify(x, default, width: Optional[int] = None) -> tf.Tensor:
   return x if width is None else tf.reshape(x, [-1, width])
 
 
-def export_serving_model(model, tft_output, tables: ItemTables, export_dir: str) -> str:
+def export_serving_model(model, tft_output, tables: ItemTables, export_dir: str,
+                         aligned_items: Optional[AlignedItemEncoder] = None) -> str:
   """Writes the SavedModel with every signature to `export_dir` (the Trainer's
   serving_model_dir)."""
   module = RankingServingModule(model, tft_output.transform_features_layer(), tables,
-                                tft_output.raw_feature_spec())
+                                tft_output.raw_feature_spec(),
+                                tft_output.transformed_feature_spec(), aligned_items)
   tf.saved_model.save(module, export_dir, signatures=module.signatures())
   return export_dir

@@ -19,6 +19,7 @@ from tfx.utils import json_utils
 
 from components.ranking_trainer import executor
 from components.ranking_trainer import spec
+from contracts import artifacts
 
 
 class SidRankingTrainer(base_component.BaseComponent):
@@ -34,13 +35,26 @@ class SidRankingTrainer(base_component.BaseComponent):
                packed_examples: Optional[types.BaseChannel] = None,
                schema: Optional[types.BaseChannel] = None,
                train_args: Optional[trainer_pb2.TrainArgs] = None,
-               eval_args: Optional[trainer_pb2.EvalArgs] = None):
+               eval_args: Optional[trainer_pb2.EvalArgs] = None,
+               alignment: Optional[types.BaseChannel] = None,
+               aligned_codebooks: Optional[Mapping[str, types.BaseChannel]] = None,
+               export_item_vectors: bool = False):
+    """`alignment` / `aligned_codebooks`: the ContentAligner's output and the Codebooks of
+    the aligned codebooks the representation reads (their codes are in `codes`), so the
+    exported ranker aligns and assigns a new item itself. `export_item_vectors`: also write
+    the learned item table (the item_id_vocab Trainer that feeds the ContentAligner)."""
     if not codes:
       raise ValueError("SidRankingTrainer needs the codes of at least one codebook")
-    spec_class = spec.trainer_spec(codes)
+    aligned_codebooks = dict(aligned_codebooks or {})
+    spec_class = spec.trainer_spec(codes, aligned_codebooks, export_item_vectors)
+    outputs = {}
+    if export_item_vectors:
+      outputs[spec.ITEM_VECTORS_KEY] = types.Channel(type=artifacts.ItemVectors)
     super().__init__(spec=spec_class(
         examples=examples, transform_graph=transform_graph, schema=schema,
         **{spec.codes_key(name): channel for name, channel in codes.items()},
+        **{spec.codebook_key(name): channel for name, channel in aligned_codebooks.items()},
+        alignment=alignment, **outputs,
         item_embeddings=item_embeddings, packed_examples=packed_examples,
         train_args=train_args or trainer_pb2.TrainArgs(),
         eval_args=eval_args or trainer_pb2.EvalArgs(),

@@ -14,6 +14,7 @@ from tfx.utils import proto_utils
 
 from components.ranking_trainer import spec
 from contracts import artifacts
+from contracts import codebook_io
 from contracts import packed_examples_io
 from contracts import semantic_ids_io
 from contracts import trainer_io
@@ -55,10 +56,17 @@ class Executor(trainer_executor.GenericExecutor):
                                             [spec.DEFAULT_TRAIN_SPLIT])
       fn_args.eval_files = _split_patterns(packed, eval_args.splits or
                                            [spec.DEFAULT_EVAL_SPLIT])
+    alignment = input_dict.get(spec.ALIGNMENT_KEY)
+    item_vectors = output_dict.get(spec.ITEM_VECTORS_KEY)
     custom_config[trainer_io.INPUTS_KEY] = trainer_io.TrainerInputs(
         codes=codes,
         item_embeddings_uri=artifact_utils.get_single_uri(embeddings) if embeddings else "",
-        packed=bool(packed)).to_json()
+        packed=bool(packed),
+        alignment_uri=artifact_utils.get_single_uri(alignment) if alignment else "",
+        aligned_codebooks={name: codebook_io.saved_model_dir(a.uri)
+                           for name, a in spec.codebook_inputs_of(input_dict).items()},
+        item_vectors_uri=artifact_utils.get_single_uri(item_vectors) if item_vectors else "",
+    ).to_json()
     fn_args.custom_config = custom_config
     return fn_args
 

@@ -5,6 +5,10 @@ Each entry names the `components.codebook.base.Codebook` subclass that trains it
 of its CodebookTrainer / SemanticIdAssigner in the DAG, and
 `defaults`: CodebookConfig values for this method that sit under the user's
 `codebook_overrides` (the shared `codebook` section < `defaults` < overrides).
+
+Every method also has an aligned twin, `aligned_<method>`: the same trainer over the
+ContentAligner's embeddings instead of the raw content (components/content_aligner). Its codes
+are a codebook like any other, keyed by that name.
 """
 import dataclasses
 from typing import Dict, Mapping
@@ -33,7 +37,33 @@ METHODS: Dict[str, CodebookMethod] = {m.name: m for m in (
 NAMES = tuple(METHODS)
 
 
+ALIGNED_PREFIX = "aligned_"
+
+
+def aligned(method: str) -> str:
+  """`rqkmeans` -> `aligned_rqkmeans`: the codebook of that method over aligned embeddings."""
+  return ALIGNED_PREFIX + method
+
+
+def is_aligned(codebook: str) -> bool:
+  return codebook.startswith(ALIGNED_PREFIX)
+
+
+def method_of(codebook: str) -> str:
+  """The method that trains a codebook: `aligned_moc` -> `moc`, `rqvae` -> `rqvae`."""
+  return codebook[len(ALIGNED_PREFIX):] if is_aligned(codebook) else codebook
+
+
 def get(name: str) -> CodebookMethod:
-  if name not in METHODS:
-    raise ValueError(f"unknown codebook method {name!r}; known: {', '.join(NAMES)}")
-  return METHODS[name]
+  """The method entry of a codebook name (an aligned twin gets its method's entry)."""
+  method = method_of(name)
+  if method not in METHODS:
+    raise ValueError(f"unknown codebook method {name!r}; known: {', '.join(NAMES)} (and "
+                     f"{ALIGNED_PREFIX}<method> for each)")
+  return METHODS[method]
+
+
+def component_prefix(codebook: str) -> str:
+  """Component-id prefix of a codebook's trainer and assigner (`AlignedRqKMeans`, ...)."""
+  prefix = get(codebook).component_prefix
+  return "Aligned" + prefix if is_aligned(codebook) else prefix

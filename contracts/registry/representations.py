@@ -2,14 +2,19 @@
 
 Each entry names its layer builder, `builder(ctx: BuildContext) -> ItemRepresentation`
 (trainer/model/representations/base.py), and what it reads: the codes of one codebook
-(SID_CODEBOOK: the one `RankingConfig.sid_codebook` names) and / or the content embeddings
-(then the DAG hands the Trainer the ItemEmbeddings). A hybrid lists its parts.
+(SID_CODEBOOK: the one `RankingConfig.sid_codebook` names; ALIGNED_SID_CODEBOOK: the aligned
+twin of `RankingConfig.aligned_sid_codebook`) and / or the content embeddings (then the DAG
+hands the Trainer the ItemEmbeddings; `aligned`: the ContentAligner's instead of the raw
+ones). A hybrid lists its parts. An aligned representation has the same builder as its raw
+counterpart (`raw_counterpart`, which the report shows beside it): only its input differs.
 Config validation, the DAG, the trainer's factory, the CLI help and the tests read this list.
 """
 import dataclasses
 from typing import Dict, Optional, Tuple
 
 SID_CODEBOOK = "<sid_codebook>"
+ALIGNED_SID_CODEBOOK = "<aligned_sid_codebook>"
+ALIGNED_PREFIX = "aligned_"  # = codebook_methods.ALIGNED_PREFIX
 _MODULE = "trainer.model.representations"
 
 
@@ -21,17 +26,28 @@ class Representation:
   needs_content: bool = False
   parts: Tuple[str, ...] = ()
   summary: str = ""
+  # Reads the ContentAligner's embeddings (as content, or through an aligned codebook).
+  aligned: bool = False
+  raw_counterpart: str = ""
 
-  def codebooks(self, sid_codebook: str) -> Tuple[str, ...]:
+  def codebooks(self, sid_codebook: str,
+                aligned_sid_codebook: str = "rqkmeans") -> Tuple[str, ...]:
     """The codebooks whose codes this representation (or its parts) reads."""
     if self.parts:
-      return tuple(dict.fromkeys(c for p in self.parts for c in get(p).codebooks(sid_codebook)))
+      return tuple(dict.fromkeys(c for p in self.parts for c in get(p).codebooks(
+          sid_codebook, aligned_sid_codebook)))
     if self.codebook is None:
       return ()
-    return (sid_codebook if self.codebook == SID_CODEBOOK else self.codebook,)
+    return ({SID_CODEBOOK: sid_codebook,
+             ALIGNED_SID_CODEBOOK: ALIGNED_PREFIX + aligned_sid_codebook}.get(
+                 self.codebook, self.codebook),)
 
   def reads_content(self) -> bool:
     return self.needs_content or any(get(p).reads_content() for p in self.parts)
+
+  def reads_aligned(self) -> bool:
+    """Needs the alignment stage (the item_id_vocab Trainer's table and the ContentAligner)."""
+    return self.aligned or any(get(p).reads_aligned() for p in self.parts)
 
 
 REPRESENTATIONS: Dict[str, Representation] = {r.name: r for r in (
@@ -61,6 +77,22 @@ REPRESENTATIONS: Dict[str, Representation] = {r.name: r for r in (
     Representation("sid_prefix_ngram+item_id_vocab", f"{_MODULE}.hybrid:hybrid",
                    parts=("sid_prefix_ngram", "item_id_vocab"),
                    summary="prefix n-grams and the item-id table (hybrid_combiner)"),
+    # Collaboratively aligned: the same layers over the ContentAligner's embeddings, which map
+    # content into the item space the item_id_vocab ranker learned (DESIGN.md §1.4).
+    Representation("aligned_sid_prefix_ngram", f"{_MODULE}.sid_ngram:sid_prefix_ngram",
+                   codebook=ALIGNED_SID_CODEBOOK, aligned=True,
+                   raw_counterpart="sid_prefix_ngram",
+                   summary="prefix n-grams of the SID of the aligned embedding"),
+    Representation("aligned_sid_unigram", f"{_MODULE}.sid_ngram:sid_unigram",
+                   codebook=ALIGNED_SID_CODEBOOK, aligned=True, raw_counterpart="sid_unigram",
+                   summary="one table per level of the SID of the aligned embedding"),
+    Representation("aligned_moc", f"{_MODULE}.moc:moc", codebook="aligned_moc", aligned=True,
+                   raw_counterpart="moc",
+                   summary="Mixture-of-Codes over the aligned embeddings"),
+    Representation("aligned_dense", f"{_MODULE}.content:dense_content", needs_content=True,
+                   aligned=True, raw_counterpart="dense_content",
+                   summary="linear projection of the aligned embedding (a reference: it "
+                           "cannot memorise seen items)"),
 )}
 NAMES = tuple(REPRESENTATIONS)
 

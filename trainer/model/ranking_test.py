@@ -8,6 +8,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from contracts.config import RankingConfig
+from contracts.registry import representations as registry
 from trainer.model import features as F
 from trainer.model import ranking
 from trainer.model.conftest import fast_config, train
@@ -49,7 +50,14 @@ _FLOOR_MARGIN = {
 }
 
 
-@pytest.mark.parametrize("name", RankingConfig.REPRESENTATIONS)
+# An aligned representation is its raw counterpart's layer over other codes or content
+# (contracts/registry/representations.py): trained here through the counterpart, and built
+# over its own codebook in test_aligned_representations_read_their_aligned_inputs.
+RAW_REPRESENTATIONS = tuple(n for n in RankingConfig.REPRESENTATIONS
+                            if not registry.get(n).reads_aligned())
+
+
+@pytest.mark.parametrize("name", RAW_REPRESENTATIONS)
 def test_every_representation_trains(name, trained, data):
   model, before, after = trained(name)
   assert isinstance(model, tfrs.models.Model)
@@ -183,3 +191,23 @@ def test_low_rank_cross_no_history_and_label_shapes(data):
   assert model.cross[0]._dense_u is not None  # pylint: disable=protected-access
   with pytest.raises(ValueError, match="needs user features"):
     ranking.SidRankingModel(fast_config("no_item"), F.VocabSizes())
+
+
+@pytest.mark.parametrize("name", [n for n in RankingConfig.REPRESENTATIONS
+                                  if registry.get(n).reads_aligned()])
+def test_aligned_representations_read_their_aligned_inputs(name, data):
+  from trainer.model import representations as R  # pylint: disable=g-import-not-at-top
+  entry = registry.get(name)
+  config = fast_config(name, aligned_sid_codebook="rqkmeans")
+  (codebook,) = entry.codebooks(config.sid_codebook, config.aligned_sid_codebook) or (None,)
+  sizes = data.sizes
+  if codebook is not None:
+    assert codebook.startswith("aligned_")
+    any_sizes = next(iter(sizes.codebooks.values()))
+    sizes = dataclasses.replace(sizes, codebooks={**sizes.codebooks, codebook: any_sizes})
+    with pytest.raises(ValueError, match=codebook):
+      R.make_item_representation(name, config, data.sizes)  # without its codebook
+  layer = R.make_item_representation(name, config, sizes)
+  raw = R.make_item_representation(entry.raw_counterpart, config, data.sizes)
+  assert type(layer) is type(raw)
+  assert layer.feature_names == ((F.item_codes(codebook),) if codebook else (F.ITEM_EMBEDDING,))

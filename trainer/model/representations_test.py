@@ -22,8 +22,11 @@ SIZES = F.VocabSizes(user_id=11, user_features={F.user_token("user_age"): 8,
                                                  F.user_token("user_occupation"): 22},
                      num_items=50,
                      codebooks={"rqvae": F.CodebookSizes(4, 256, spm_vocab_size=40),
-                                "moc": F.CodebookSizes(3, 16)}, content_dim=12)
+                                "moc": F.CodebookSizes(3, 16),
+                                "aligned_rqkmeans": F.CodebookSizes(3, 32),
+                                "aligned_moc": F.CodebookSizes(3, 16)}, content_dim=12)
 SID, MOC, SPM = F.item_codes("rqvae"), F.item_codes("moc"), F.item_spm_tokens("rqvae")
+ALIGNED_SID, ALIGNED_MOC = F.item_codes("aligned_rqkmeans"), F.item_codes("aligned_moc")
 
 
 def item_inputs(t=T, seed=0):
@@ -35,7 +38,9 @@ def item_inputs(t=T, seed=0):
           F.ITEM_EMBEDDING: tf.constant(rng.standard_normal((t, 12)), tf.float32),
           SID: tf.constant(rng.integers(0, 256, (t, 4)), tf.int64),
           MOC: tf.constant(rng.integers(0, 16, (t, 3)), tf.int64),
-          SPM: tf.constant(spm, tf.int64)}
+          SPM: tf.constant(spm, tf.int64),
+          ALIGNED_SID: tf.constant(rng.integers(0, 32, (t, 3)), tf.int64),
+          ALIGNED_MOC: tf.constant(rng.integers(0, 16, (t, 3)), tf.int64)}
 
 
 EXPECTED_ROWS = {
@@ -50,6 +55,11 @@ EXPECTED_ROWS = {
     "moc": 3 * 16,
     "sid_spm+item_id_vocab": 40 + 51,
     "sid_prefix_ngram+item_id_vocab": 256 + 4096 * 3 + 51,
+    # The aligned SIDs: 3 levels x 32 codes (prefix 3 has 32^3 > 4,096: hashed).
+    "aligned_sid_prefix_ngram": 32 + 32 ** 2 + 4096,
+    "aligned_sid_unigram": 3 * 32,
+    "aligned_moc": 3 * 16,
+    "aligned_dense": 0,
 }
 
 

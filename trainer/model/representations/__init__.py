@@ -43,7 +43,7 @@ def make_item_representation(name: str, config: RankingConfig, sizes: F.VocabSiz
   """
   seeds = seeds or SeedStream(config.seed)
   entry = registry.get(name)
-  codebooks = entry.codebooks(config.sid_codebook)
+  codebooks = entry.codebooks(config.sid_codebook, config.aligned_sid_codebook)
   ctx = BuildContext(config=config, sizes=sizes, seeds=seeds, entry=entry,
                      codebook=codebooks[0] if len(codebooks) == 1 and not entry.parts else None,
                      build=lambda part: make_item_representation(part, config, sizes, seeds))

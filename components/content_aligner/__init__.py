@@ -1,0 +1,1 @@
+"""ContentAligner: content embeddings aligned to the item space a ranker learned."""

@@ -1,0 +1,42 @@
+"""AlignedItemEncoder: a new item's aligned embedding and aligned SIDs, inside the ranker.
+
+    aligned = f(content)                       the ContentAligner's map (its SavedModel)
+    codes_c = assign_c(aligned)                each aligned codebook's `assign` SavedModel
+
+The exported ranker embeds both, so `serve_new_items` ranks an item the pipeline never saw
+from its raw content embedding alone (trainer/signatures.py): the same map and the same
+codebooks that gave the catalog its aligned SIDs, with no client-side step that could drift.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import tensorflow as tf
+
+from contracts import alignment_io
+from contracts import codebook_io
+
+
+class AlignedItemEncoder(tf.Module):
+  """`AlignedItemEncoder(alignment_uri, {codebook: Codebook saved_model dir})`."""
+
+  def __init__(self, alignment_uri: str, codebook_dirs: Mapping[str, str],
+               name: str = "aligned_items"):
+    super().__init__(name=name)
+    self.alignment = tf.saved_model.load(alignment_io.map_dir(alignment_uri))
+    align = self.alignment.signatures[alignment_io.ALIGN_SIGNATURE]
+    self.content_dim = int(align.structured_input_signature[1][
+        alignment_io.EMBEDDINGS_INPUT].shape[1])
+    self.codebooks = {c: tf.saved_model.load(d) for c, d in sorted(codebook_dirs.items())}
+
+  def aligned(self, content: tf.Tensor) -> tf.Tensor:
+    """Raw content embeddings [B, D] -> aligned embeddings [B, E]."""
+    return self.alignment.align(tf.cast(content, tf.float32))[alignment_io.ALIGNED_OUTPUT]
+
+  def codes(self, codebook: str, content: tf.Tensor) -> tf.Tensor:
+    """Raw content embeddings [B, D] -> the aligned codebook's codes [B, C] (int64)."""
+    if codebook not in self.codebooks:
+      raise ValueError(f"this encoder holds the aligned codebooks {sorted(self.codebooks)}, "
+                       f"not {codebook!r}")
+    out = self.codebooks[codebook].assign(self.aligned(content))
+    return tf.cast(out[codebook_io.CODES_OUTPUT], tf.int64)
