@@ -5,9 +5,11 @@
    alignment produces (the item_id_vocab ranker's learned table, the aligned embeddings, the
    aligned codes) and Transform's vocabularies must be byte-identical: nothing from the eval
    period reaches them. A partial run up to the aligned SemanticIdAssigner keeps it short.
-2. Serving: the first data set then runs whole; the pushed aligned ranker ranks an item it
-   has never seen from its raw content embedding alone, exactly as it ranks that item's
-   catalog twin (a new-cohort item, whose aligned vector is the full map's, as a new one's).
+2. Serving: the first data set then runs whole; each pushed aligned ranker (prefix n-grams,
+   and SentencePiece pieces whose vocabulary its Trainer trained) ranks an item it has never
+   seen from its raw content embedding alone, exactly as it ranks that item's catalog twin (an
+   item outside the training vocabulary, whose aligned vector is the full map's, as a new
+   one's).
 """
 import dataclasses
 import glob
@@ -23,7 +25,7 @@ from contracts import schema
 
 pytestmark = pytest.mark.e2e
 
-ALIGNED = "aligned_sid_prefix_ngram"
+ALIGNED = ("aligned_sid_prefix_ngram", "aligned_sid_spm")
 PARTIAL_END = "AlignedRqKMeansSemanticIdAssigner"
 
 
@@ -31,7 +33,7 @@ def alignment_config(output_dir: str) -> config_lib.PipelineConfig:
   from tests.test_pipeline_e2e import small_synthetic_config  # pylint: disable=g-import-not-at-top
   config = small_synthetic_config(output_dir)
   config = dataclasses.replace(config, codebook_methods=("rqvae",),
-                               representations=("item_id_vocab", ALIGNED))
+                               representations=("item_id_vocab",) + ALIGNED)
   config = config_lib.replace_section(config, "alignment", min_train_interactions=5)
   return config_lib.with_dataset_defaults(config)
 
@@ -123,16 +125,23 @@ def test_nothing_from_the_eval_period_reaches_the_alignment(runs):
   assert report["fit_items"] > 20 and -1.0 < report["r2_held_out"] < 1.0
 
 
-def test_a_never_seen_item_is_ranked_from_its_content_embedding_alone(runs):
+@pytest.fixture(scope="module")
+def full_run(runs):
+  a, _, _ = runs
+  _run(a)  # the rest of the DAG: the aligned Trainers, their Evaluators, ServingGates, Pushers
+  return a
+
+
+@pytest.mark.parametrize("representation", ALIGNED)
+def test_a_never_seen_item_is_ranked_from_its_content_embedding_alone(full_run, representation):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from contracts import embeddings_io  # pylint: disable=g-import-not-at-top
   from contracts import serving_api as api  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
-  a, _, _ = runs
-  _run(a)  # the rest of the DAG: the aligned Trainer, its Evaluator, ServingGate and Pusher
-  versions = sorted(glob.glob(os.path.join(a.serving_dir, pipeline_lib.model_name(ALIGNED),
+  a = full_run
+  versions = sorted(glob.glob(os.path.join(a.serving_dir, pipeline_lib.model_name(representation),
                                            "*", "saved_model.pb")))
-  assert versions, "the aligned ranker was not pushed"
+  assert versions, f"{representation} was not pushed"
   model = tf.saved_model.load(os.path.dirname(versions[-1]))
   content_uri = sorted(glob.glob(os.path.join(a.pipeline_root, "ContentEmbedder",
                                               "item_embeddings", "*")))[-1]

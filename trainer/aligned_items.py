@@ -9,8 +9,10 @@ codebooks that gave the catalog its aligned SIDs, with no client-side step that 
 """
 from __future__ import annotations
 
+import os
 from typing import Mapping
 
+import numpy as np
 import tensorflow as tf
 
 from contracts import alignment_io
@@ -40,3 +42,28 @@ class AlignedItemEncoder(tf.Module):
                        f"not {codebook!r}")
     out = self.codebooks[codebook].assign(self.aligned(content))
     return tf.cast(out[codebook_io.CODES_OUTPUT], tf.int64)
+
+
+def train_aligned_spm(item_codes: Mapping[str, np.ndarray], train_counts: Mapping[str, int],
+                      codebook: str, codebook_size: int, vocab_size: int, seed: int,
+                      asset_dir: str):
+  """The SentencePiece sub-ID vocabulary of an aligned codebook's SIDs, trained as Transform's
+  analyzer trains the raw one (trainer/spm/analyzer.py): on the training split's SIDs, each
+  item weighted by its training interactions. The aligned codes exist only after Transform,
+  so the Trainer trains it. -> (vocabulary, asset path, which the SavedModel copies)."""
+  from trainer.spm import vocabulary  # pylint: disable=g-import-not-at-top
+  sid_counts = {}
+  for item, count in train_counts.items():
+    if item in item_codes and count > 0:
+      sid = tuple(int(c) for c in item_codes[item])
+      sid_counts[sid] = sid_counts.get(sid, 0) + int(count)
+  levels = len(next(iter(item_codes.values())))
+  vocab = vocabulary.train_spm(sid_counts, levels, codebook_size,
+                               max(vocab_size, vocabulary.min_vocab_size(levels, codebook_size)),
+                               seed=seed)
+  path = os.path.join(asset_dir, f"{codebook}.spm_subid_vocab.tsv")
+  tf.io.gfile.makedirs(asset_dir)
+  with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
+    f.write(vocab.asset_bytes())
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+  return vocab, path

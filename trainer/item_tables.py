@@ -44,6 +44,8 @@ class ItemTables(tf.Module):
   def __init__(self, codes: Dict[str, Dict[str, np.ndarray]],
                embeddings: Optional[Dict[str, np.ndarray]] = None, name: str = "item_tables"):
     super().__init__(name=name)
+    # SentencePiece segmenters of codebooks Transform never saw (set_segmenter).
+    self.segmenters = {}
     if not codes or not any(codes.values()):
       raise ValueError("ItemTables needs the codes of at least one item of one codebook")
     self.codebooks = tuple(sorted(codes))
@@ -93,34 +95,60 @@ class ItemTables(tf.Module):
       raise ValueError("these ItemTables hold no content embeddings")
     return self._gather(self._content, ids)
 
+  def set_segmenter(self, codebook: str, segmenter: tf.Module) -> None:
+    """The SentencePiece segmenter (trainer/spm/tf_segment.py) of a codebook's SIDs."""
+    self._table(codebook)
+    self.segmenters[codebook] = segmenter
 
-def looked_up_features(names, transformed_names) -> Dict[str, Optional[str]]:
+  def segment(self, codebook: str, codes: tf.Tensor) -> tf.Tensor:
+    """Codes [..., C] of `codebook` -> SentencePiece token ids [..., C] (0 = padding)."""
+    if codebook not in self.segmenters:
+      raise ValueError(f"these ItemTables segment {sorted(self.segmenters)}, not {codebook!r}")
+    width = self.code_columns(codebook)
+    tokens = self.segmenters[codebook](tf.reshape(codes, [-1, width]))
+    return tf.reshape(tokens, tf.shape(codes))
+
+  def spm_tokens(self, codebook: str, ids: tf.Tensor) -> tf.Tensor:
+    """Item ids (any shape) -> their SID's SentencePiece token ids [..., C]; 0 where not found."""
+    _, found = self.lookup(ids)
+    tokens = self.segment(codebook, self.codes(codebook, ids))
+    return tf.where(found[..., None], tokens, tf.zeros_like(tokens))
+
+
+CONTENT, CODES, SPM_TOKENS = "content", "codes", "spm_tokens"
+
+
+def looked_up_features(names, transformed_names) -> Dict[str, Tuple[str, Optional[str]]]:
   """Candidate features of `names` the input looks up by raw item id in the item tables
-  instead of parsing them: {name: codebook, or None for the content embedding}.
+  instead of parsing them: {name: (CONTENT, None) | (CODES | SPM_TOKENS, codebook)}.
 
   The content embedding always (caching 384-d vectors per history slot would cost ~20x the
-  memory of the ids), and the codes of every codebook Transform never saw: the aligned ones,
-  trained after the Trainer that feeds their alignment.
+  memory of the ids), and the codes and SentencePiece tokens of every codebook Transform never
+  saw: the aligned ones, trained after the Trainer that feeds their alignment.
   """
   out = {}
   for name in names:
+    codebook = F.codebook_of(name)
     if name == F.ITEM_EMBEDDING:
-      out[name] = None
-    elif F.codebook_of(name) and name.startswith(F.ITEM_CODES_PREFIX) \
-        and name not in transformed_names:
-      out[name] = F.codebook_of(name)
+      out[name] = (CONTENT, None)
+    elif codebook and name not in transformed_names:
+      out[name] = (CODES if name == F.item_codes(codebook) else SPM_TOKENS, codebook)
   return out
 
 
-def add_looked_up(features, tables: "ItemTables",
-                  looked_up: Dict[str, Optional[str]], names, keys, history_keys):
+def lookup_feature(tables: "ItemTables", kind: str, codebook: Optional[str],
+                   ids: tf.Tensor) -> tf.Tensor:
+  if kind == CONTENT:
+    return tables.content(ids)
+  return tables.codes(codebook, ids) if kind == CODES else tables.spm_tokens(codebook, ids)
+
+
+def add_looked_up(features, tables: "ItemTables", looked_up, names, keys, history_keys):
   """`features` plus each looked-up candidate feature (and its history twin when read)."""
-  for name, codebook in looked_up.items():
-    get = tables.content if codebook is None else (
-        lambda ids, c=codebook: tables.codes(c, ids))
-    features[name] = get(keys)
+  for name, (kind, codebook) in looked_up.items():
+    features[name] = lookup_feature(tables, kind, codebook, keys)
     if F.history_name(name) in names:
-      features[F.history_name(name)] = get(history_keys)
+      features[F.history_name(name)] = lookup_feature(tables, kind, codebook, history_keys)
   return features
 
 

@@ -36,3 +36,37 @@ def test_codes_of_different_catalogs_are_an_error():
     ItemTables({"moc": MOC, "rqvae": {"a": np.array([1, 2, 3])}})
   with pytest.raises(ValueError, match="hold the codebooks \\['rqvae'\\], not 'moc'"):
     ItemTables({"rqvae": SIDS}).codes("moc", tf.constant(["a"]))
+
+
+def test_aligned_spm_vocabulary_segments_like_the_library_and_survives_export(tmp_path):
+  """The Trainer-trained SentencePiece vocabulary of an aligned codebook: items' tokens in the
+  graph equal the vocabulary's own segmentation; frequent runs merge into pieces; unknown ids
+  and padding get no tokens; the asset travels inside the SavedModel."""
+  from trainer.aligned_items import train_aligned_spm  # pylint: disable=g-import-not-at-top
+  from trainer.spm.tf_segment import SpmSubIdSegmenter  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  prefixes = rng.integers(0, 16, (12, 2))
+  codes = {f"i{j}": np.array([*prefixes[j % 12], rng.integers(0, 16)]) for j in range(300)}
+  counts = {f"i{j}": int(rng.integers(1, 50)) for j in range(250)}  # the rest: never trained
+  vocab, asset = train_aligned_spm(codes, counts, "aligned_rqkmeans", 16, 200, 0,
+                                   str(tmp_path / "spm"))
+  assert vocab.num_tokens <= 200 and any(len(p) > 1 for p in vocab.pieces)
+  tables = ItemTables({"aligned_rqkmeans": codes})
+  tables.set_segmenter("aligned_rqkmeans", SpmSubIdSegmenter(asset))
+  ids = sorted(codes)
+  got = tables.spm_tokens("aligned_rqkmeans", tf.constant(ids)).numpy()
+  want, _ = vocab.segment_batch(np.stack([codes[i] for i in ids]))
+  np.testing.assert_array_equal(got, want)
+  assert (got[:, 1:] == 0).any(), "no multi-code piece was used"
+  assert tables.spm_tokens("aligned_rqkmeans", tf.constant([["", "nope"]])).numpy().tolist() == [
+      [[0, 0, 0], [0, 0, 0]]]
+  module = tf.Module()
+  module.tables = tables
+  module.tokens = tf.function(lambda ids: tables.spm_tokens("aligned_rqkmeans", ids),
+                              input_signature=[tf.TensorSpec([None], tf.string)])
+  tf.saved_model.save(module, str(tmp_path / "m"))
+  (tmp_path / "spm" / "aligned_rqkmeans.spm_subid_vocab.tsv").unlink()  # only the copy remains
+  loaded = tf.saved_model.load(str(tmp_path / "m"))
+  np.testing.assert_array_equal(loaded.tokens(tf.constant(ids[:5])).numpy(), want[:5])
+  with pytest.raises(ValueError, match="segment \\['aligned_rqkmeans'\\], not 'rqvae'"):
+    tables.segment("rqvae", tf.zeros([1, 3], tf.int64))

@@ -35,6 +35,7 @@ from tensorflow_transform.tf_metadata import schema_utils
 
 from contracts import item_vectors_io
 from contracts import schema as S
+from contracts import semantic_ids_io
 from contracts import trainer_io
 from trainer import aligned_items as aligned_items_lib
 from trainer import distribution as distribution_lib
@@ -45,9 +46,48 @@ from trainer.model import features as F
 from trainer.model import ranking
 
 
+def training_item_counts(train_files, tft_output, packed: bool) -> Dict[str, int]:
+  """{item id: training interactions}: one pass over the training split's raw item ids."""
+  counts: Dict[str, int] = {}
+  for batch in make_input(train_files, tft_output, {F.ITEM_KEY}, 8192, shuffle=False, seed=0,
+                          packed=packed).as_numpy_iterator():
+    ids, n = np.unique(batch[F.ITEM_KEY].reshape(-1), return_counts=True)
+    for item, count in zip(ids, n):
+      key = item.decode("utf-8")
+      counts[key] = counts.get(key, 0) + int(count)
+  return counts
+
+
+def add_aligned_segmenters(config, fn_args, inputs: trainer_io.TrainerInputs, tft_output,
+                           tables: item_tables_lib.ItemTables) -> Dict[str, int]:
+  """SentencePiece vocabularies of the aligned codebooks whose tokens the representation
+  reads (Transform trains the raw codebooks'), their segmenters set on `tables`.
+  -> {codebook: token rows}."""
+  from contracts.registry import representations as registry  # pylint: disable=g-import-not-at-top
+  from trainer.spm import tf_segment  # pylint: disable=g-import-not-at-top
+  entry = registry.get(config.representation)
+  transformed = tft_output.transformed_feature_spec()
+  wanted = [c for c in entry.codebooks(config.sid_codebook, config.aligned_sid_codebook)
+            if entry.reads_spm() and c in inputs.codes and F.item_spm_tokens(c) not in transformed]
+  if not wanted:
+    return {}
+  counts = training_item_counts(fn_args.train_files, tft_output, inputs.packed)
+  sizes = {}
+  for codebook in wanted:
+    vocab, asset = aligned_items_lib.train_aligned_spm(
+        semantic_ids_io.read_sids(inputs.codes[codebook].uri), counts, codebook,
+        inputs.codes[codebook].codebook_size, config.table_budget, config.seed,
+        os.path.join(fn_args.model_run_dir, "spm"))
+    tables.set_segmenter(codebook, tf_segment.SpmSubIdSegmenter(asset))
+    sizes[codebook] = int(vocab.num_tokens)
+  return sizes
+
+
 def vocab_sizes(tft_output: tft.TFTransformOutput, inputs: trainer_io.TrainerInputs,
-                tables: item_tables_lib.ItemTables) -> F.VocabSizes:
-  """Table sizes from the transform output, the codes' artifacts and the item tables."""
+                tables: item_tables_lib.ItemTables,
+                spm_sizes: Optional[Dict[str, int]] = None) -> F.VocabSizes:
+  """Table sizes from the transform output, the codes' artifacts and the item tables
+  (`spm_sizes`: token rows of the SentencePiece vocabularies the Trainer trained itself)."""
   def user_rows(raw_name: str) -> int:
     return tft_output.vocabulary_size_by_name(P.user_vocab_name(raw_name)) + 1  # + OOV 0
 
@@ -61,7 +101,7 @@ def vocab_sizes(tft_output: tft.TFTransformOutput, inputs: trainer_io.TrainerInp
     codebooks[name] = F.CodebookSizes(
         code_columns=codes.code_columns, codebook_size=codes.codebook_size,
         spm_vocab_size=(tft_output.num_buckets_for_transformed_feature(spm)
-                        if spm in transformed else 0))
+                        if spm in transformed else (spm_sizes or {}).get(name, 0)))
   mask = transformed.get(F.HISTORY_MASK)
   history_length = int(mask.shape[0]) if mask is not None else 0
   return F.VocabSizes(
@@ -315,7 +355,8 @@ def run_fn(fn_args) -> None:
   tf.keras.utils.set_random_seed(config.seed)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   tables = item_tables_lib.load_item_tables(inputs)
-  sizes = vocab_sizes(tft_output, inputs, tables)
+  spm_sizes = add_aligned_segmenters(config, fn_args, inputs, tft_output, tables)
+  sizes = vocab_sizes(tft_output, inputs, tables, spm_sizes)
 
   # Variables created in the scope are the strategy's: mirrored on every replica, or placed
   # (and the large ones partitioned) on the parameter servers.

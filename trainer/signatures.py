@@ -40,7 +40,8 @@ import tensorflow as tf
 from contracts import schema as S
 from contracts import serving_api as api
 from trainer.aligned_items import AlignedItemEncoder
-from trainer.item_tables import ItemTables, add_looked_up, looked_up_features
+from trainer.item_tables import (CONTENT, SPM_TOKENS, ItemTables, add_looked_up,
+                                 lookup_feature, looked_up_features)
 from trainer.model import features as F
 
 USER_FEATURE_DTYPES = (tf.string, tf.int64)
@@ -101,7 +102,7 @@ class RankingServingModule(tf.Module):
     self.needs_content = F.ITEM_EMBEDDING in self.model_inputs
     # Looked up by item id after the transform graph: content, and codes Transform never saw.
     self.looked_up = looked_up_features(self.model_inputs, set(transformed_names))
-    aligned = {c for c in self.looked_up.values() if c is not None}
+    aligned = {c for _, c in self.looked_up.values() if c is not None}
     if aligned and aligned_items is None:
       raise ValueError(f"the model reads the aligned codebooks {sorted(aligned)}: export it "
                        f"with their AlignedItemEncoder, so new items can be served")
@@ -180,13 +181,14 @@ class RankingServingModule(tf.Module):
     """The looked-up candidate features of a request's items: the tables' where an item is
     in them, else computed from the given raw content embedding."""
     out = {}
-    for name, codebook in self.looked_up.items():
-      if codebook is None:
-        table = self.tables.content(item_ids)
+    for name, (kind, codebook) in self.looked_up.items():
+      table = lookup_feature(self.tables, kind, codebook, item_ids)
+      if kind == CONTENT:
         given = content if self.aligned_items is None else self.aligned_items.aligned(content)
       else:
-        table = self.tables.codes(codebook, item_ids)
         given = self.aligned_items.codes(codebook, content)
+        if kind == SPM_TOKENS:
+          given = self.tables.segment(codebook, given)
       out[name] = tf.where(found[:, None], table, tf.cast(given, table.dtype))
     return out
 

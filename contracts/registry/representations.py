@@ -29,6 +29,8 @@ class Representation:
   # Reads the ContentAligner's embeddings (as content, or through an aligned codebook).
   aligned: bool = False
   raw_counterpart: str = ""
+  # Reads the SentencePiece sub-ID tokens of its codebook's SIDs.
+  spm: bool = False
 
   def codebooks(self, sid_codebook: str,
                 aligned_sid_codebook: str = "rqkmeans") -> Tuple[str, ...]:
@@ -44,6 +46,9 @@ class Representation:
 
   def reads_content(self) -> bool:
     return self.needs_content or any(get(p).reads_content() for p in self.parts)
+
+  def reads_spm(self) -> bool:
+    return self.spm or any(get(p).reads_spm() for p in self.parts)
 
   def reads_aligned(self) -> bool:
     """Needs the alignment stage (the item_id_vocab Trainer's table and the ContentAligner)."""
@@ -66,7 +71,7 @@ REPRESENTATIONS: Dict[str, Representation] = {r.name: r for r in (
     Representation("sid_prefix_ngram", f"{_MODULE}.sid_ngram:sid_prefix_ngram",
                    codebook=SID_CODEBOOK,
                    summary="one token per SID prefix, one table per prefix length"),
-    Representation("sid_spm", f"{_MODULE}.sid_spm:sid_spm", codebook=SID_CODEBOOK,
+    Representation("sid_spm", f"{_MODULE}.sid_spm:sid_spm", codebook=SID_CODEBOOK, spm=True,
                    summary="SentencePiece pieces of the SID, one row per piece"),
     Representation("moc", f"{_MODULE}.moc:moc", codebook="moc",
                    summary="Mixture-of-Codes: one table per codebook + bottleneck self-gating "
@@ -86,6 +91,11 @@ REPRESENTATIONS: Dict[str, Representation] = {r.name: r for r in (
     Representation("aligned_sid_unigram", f"{_MODULE}.sid_ngram:sid_unigram",
                    codebook=ALIGNED_SID_CODEBOOK, aligned=True, raw_counterpart="sid_unigram",
                    summary="one table per level of the SID of the aligned embedding"),
+    Representation("aligned_sid_spm", f"{_MODULE}.sid_spm:sid_spm",
+                   codebook=ALIGNED_SID_CODEBOOK, aligned=True, spm=True,
+                   raw_counterpart="sid_spm",
+                   summary="SentencePiece pieces of the aligned SID (vocabulary trained by the "
+                           "Trainer on the training split's SIDs)"),
     Representation("aligned_moc", f"{_MODULE}.moc:moc", codebook="aligned_moc", aligned=True,
                    raw_counterpart="moc",
                    summary="Mixture-of-Codes over the aligned embeddings"),

@@ -203,11 +203,13 @@ def test_aligned_representations_read_their_aligned_inputs(name, data):
   sizes = data.sizes
   if codebook is not None:
     assert codebook.startswith("aligned_")
-    any_sizes = next(iter(sizes.codebooks.values()))
+    any_sizes = dataclasses.replace(next(iter(sizes.codebooks.values())), spm_vocab_size=50)
     sizes = dataclasses.replace(sizes, codebooks={**sizes.codebooks, codebook: any_sizes})
     with pytest.raises(ValueError, match=codebook):
       R.make_item_representation(name, config, data.sizes)  # without its codebook
   layer = R.make_item_representation(name, config, sizes)
   raw = R.make_item_representation(entry.raw_counterpart, config, data.sizes)
   assert type(layer) is type(raw)
-  assert layer.feature_names == ((F.item_codes(codebook),) if codebook else (F.ITEM_EMBEDDING,))
+  expected = (F.ITEM_EMBEDDING,) if codebook is None else (
+      F.item_spm_tokens(codebook) if entry.reads_spm() else F.item_codes(codebook),)
+  assert layer.feature_names == expected

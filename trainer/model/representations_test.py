@@ -23,10 +23,11 @@ SIZES = F.VocabSizes(user_id=11, user_features={F.user_token("user_age"): 8,
                      num_items=50,
                      codebooks={"rqvae": F.CodebookSizes(4, 256, spm_vocab_size=40),
                                 "moc": F.CodebookSizes(3, 16),
-                                "aligned_rqkmeans": F.CodebookSizes(3, 32),
+                                "aligned_rqkmeans": F.CodebookSizes(3, 32, spm_vocab_size=30),
                                 "aligned_moc": F.CodebookSizes(3, 16)}, content_dim=12)
 SID, MOC, SPM = F.item_codes("rqvae"), F.item_codes("moc"), F.item_spm_tokens("rqvae")
 ALIGNED_SID, ALIGNED_MOC = F.item_codes("aligned_rqkmeans"), F.item_codes("aligned_moc")
+ALIGNED_SPM = F.item_spm_tokens("aligned_rqkmeans")
 
 
 def item_inputs(t=T, seed=0):
@@ -40,7 +41,8 @@ def item_inputs(t=T, seed=0):
           MOC: tf.constant(rng.integers(0, 16, (t, 3)), tf.int64),
           SPM: tf.constant(spm, tf.int64),
           ALIGNED_SID: tf.constant(rng.integers(0, 32, (t, 3)), tf.int64),
-          ALIGNED_MOC: tf.constant(rng.integers(0, 16, (t, 3)), tf.int64)}
+          ALIGNED_MOC: tf.constant(rng.integers(0, 16, (t, 3)), tf.int64),
+          ALIGNED_SPM: tf.constant(spm[:, :3] % 30, tf.int64)}
 
 
 EXPECTED_ROWS = {
@@ -58,6 +60,7 @@ EXPECTED_ROWS = {
     # The aligned SIDs: 3 levels x 32 codes (prefix 3 has 32^3 > 4,096: hashed).
     "aligned_sid_prefix_ngram": 32 + 32 ** 2 + 4096,
     "aligned_sid_unigram": 3 * 32,
+    "aligned_sid_spm": 30,
     "aligned_moc": 3 * 16,
     "aligned_dense": 0,
 }
