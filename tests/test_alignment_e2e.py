@@ -3,10 +3,12 @@
 1. Leakage guard: the same data twice, the second time with every eval-split interaction
    changed (labels flipped, ratings, users, items and times rewritten). Everything the
    alignment produces (the item_id_vocab ranker's learned table, the aligned embeddings, the
-   aligned codes) and Transform's vocabularies must be byte-identical: nothing from the eval
-   period reaches them. A partial run up to the aligned SemanticIdAssigner keeps it short.
+   aligned codes, the aligned SentencePiece vocabulary the aligned_sid_spm Trainer trains)
+   and Transform's vocabularies must be byte-identical: nothing from the eval period reaches
+   them. A partial run up to the aligned assigner and that Trainer keeps it short.
 2. Serving: the first data set then runs whole; each pushed aligned ranker (prefix n-grams,
-   and SentencePiece pieces whose vocabulary its Trainer trained) ranks an item it has never
+   SentencePiece pieces whose vocabulary its Trainer trained, the aligned vector through a
+   linear layer), given a user with a real history, ranks an item it has never
    seen from its raw content embedding alone, exactly as it ranks that item's catalog twin (an
    item outside the training vocabulary, whose aligned vector is the full map's, as a new
    one's).
@@ -25,8 +27,8 @@ from contracts import schema
 
 pytestmark = pytest.mark.e2e
 
-ALIGNED = ("aligned_sid_prefix_ngram", "aligned_sid_spm")
-PARTIAL_END = "AlignedRqKMeansSemanticIdAssigner"
+ALIGNED = ("aligned_sid_prefix_ngram", "aligned_sid_spm", "aligned_dense")
+PARTIAL_END = ("AlignedRqKMeansSemanticIdAssigner", "AlignedSidSpmTrainer")
 
 
 def alignment_config(output_dir: str) -> config_lib.PipelineConfig:
@@ -97,7 +99,7 @@ def runs(tmp_path_factory):
   shutil.copytree(a.data_dir, b.data_dir)
   changed = _rewrite_eval_split(b.data_dir)
   for config in (a, b):
-    _run(config, to_nodes=[PARTIAL_END])
+    _run(config, to_nodes=list(PARTIAL_END))
   return a, b, changed
 
 
@@ -106,12 +108,16 @@ def test_nothing_from_the_eval_period_reaches_the_alignment(runs):
   assert changed > 0
   for component, output in (("ItemIdVocabTrainer", "item_vectors"),
                             ("ContentAligner", "aligned_embeddings"),
-                            (PARTIAL_END, "semantic_ids")):
+                            (PARTIAL_END[0], "semantic_ids")):
     files_a = _files(a.pipeline_root, component, output)
     files_b = _files(b.pipeline_root, component, output)
     assert files_a and sorted(files_a) == sorted(files_b), component
     different = [name for name in files_a if files_a[name] != files_b[name]]
     assert not different, f"{component}: {different} differ when only the eval split did"
+  spm_a = _files(a.pipeline_root, PARTIAL_END[1], "model_run")
+  spm_b = _files(b.pipeline_root, PARTIAL_END[1], "model_run")
+  assets = [n for n in spm_a if n.endswith(".spm_subid_vocab.tsv")]
+  assert assets and all(spm_a[n] == spm_b[n] for n in assets)
   vocab_a = _files(a.pipeline_root, "Transform", "transform_graph")
   vocab_b = _files(b.pipeline_root, "Transform", "transform_graph")
   vocabularies = [n for n in vocab_a if n.startswith("transform_fn/assets/")]
@@ -161,6 +167,9 @@ def test_a_never_seen_item_is_ranked_from_its_content_embedding_alone(full_run, 
     shape = [k] + list(s.shape[1:])
     inputs[name] = (tf.fill(shape, "u1" if name == schema.USER_ID else "")
                     if s.dtype == tf.string else tf.zeros(shape, s.dtype))
+  # A real history of training items: their looked-up codes / tokens / vectors count too.
+  seen = sorted(vocab)[:a.split.history_length]
+  inputs[schema.HISTORY_ITEM_IDS] = tf.constant([seen] * k)
   known = model.signatures[api.SERVING_DEFAULT](item_id=tf.constant(new), **inputs)
   fresh = model.signatures[api.SERVE_NEW_ITEMS](
       item_id=tf.constant([f"brand-new-{i}" for i in new]),

@@ -184,3 +184,43 @@ def test_a_distributed_runner_without_a_worker_image_is_one_line_naming_the_flag
   assert len(err.splitlines()) == 1 and "--runner=FlinkRunner" in err
   assert "--sdk_container_image=" in err
   assert not (tmp_path / "p.json").exists()
+
+
+def test_the_alignment_stages_compile_with_their_inputs(tmp_path):
+  """The aligned DAG for Kubeflow: the item_id_vocab Trainer's ItemVectors feed the
+  ContentAligner, whose output the aligned codebooks train on; an aligned Trainer reads the
+  aligned codes, the aligned codebook and the alignment (the map its model embeds)."""
+  from tfx_pipeline import kubeflow_v2_runner
+  config = dataclasses.replace(
+      small_synthetic_config(str(tmp_path / "out")), beam_pipeline_args=BEAM_ARGS,
+      representations=("no_item", "aligned_sid_spm", "aligned_dense"))
+  path = kubeflow_v2_runner.compile_pipeline(
+      config, output_file=str(tmp_path / "pipeline.json"), image="example.com/sidrec:test",
+      pipeline_root="gs://bucket/sidrec", data_dir="gs://bucket/sidrec-data")
+  with open(path) as f:
+    spec = json.load(f)["pipelineSpec"]
+  tasks = spec["root"]["dag"]["tasks"]
+
+  def inputs(task):
+    return {k: (a["taskOutputArtifact"]["producerTask"],
+                a["taskOutputArtifact"]["outputArtifactKey"])
+            for k, a in tasks[task]["inputs"]["artifacts"].items()}
+
+  assert "sidrec.ItemVectors" in json.dumps(spec)
+  # item_id_vocab is not listed: trained as the alignment's source only.
+  assert "ItemIdVocabTrainer" in tasks and "ItemIdVocabEvaluator" not in tasks
+  assert inputs("ContentAligner") == {
+      "item_embeddings": ("ContentEmbedder", "item_embeddings"),
+      "item_vectors": ("ItemIdVocabTrainer", "item_vectors")}
+  assert inputs("AlignedRqKMeansCodebookTrainer")["item_embeddings"] == (
+      "ContentAligner", "aligned_embeddings")
+  spm = inputs("AlignedSidSpmTrainer")
+  assert spm["codes_aligned_rqkmeans"] == ("AlignedRqKMeansSemanticIdAssigner", "semantic_ids")
+  assert spm["codebook_aligned_rqkmeans"] == ("AlignedRqKMeansCodebookTrainer", "codebook")
+  assert spm["alignment"] == ("ContentAligner", "aligned_embeddings")
+  assert "item_embeddings" not in spm
+  dense = inputs("AlignedDenseTrainer")
+  assert dense["item_embeddings"] == ("ContentAligner", "aligned_embeddings")
+  # Its ServingGate builds serve_new_items requests from the raw content embeddings.
+  assert inputs("AlignedDenseServingGate")["item_embeddings"] == (
+      "ContentEmbedder", "item_embeddings")

@@ -135,7 +135,20 @@ def alignment_section(config: config_lib.PipelineConfig,
     return None
   uri = run.uri("ContentAligner", artifacts.ItemEmbeddings.TYPE_NAME)
   report = alignment_io.read_report(uri) if uri else None
-  return dict(report, uri=uri) if report else None
+  return dict(report, uri=uri, stages=alignment_stages(config)) if report else None
+
+
+def alignment_stages(config: config_lib.PipelineConfig) -> List[str]:
+  """The component ids alignment adds to the DAG: the ContentAligner, each aligned codebook's
+  trainer and assigner, and the item_id_vocab Trainer when that is not itself listed. Not the
+  aligned representations' own Trainers and Evaluators (those any representation has)."""
+  stages = ["ContentAligner"]
+  for codebook in config.aligned_codebooks():
+    prefix = codebook_methods.component_prefix(codebook)
+    stages += [f"{prefix}CodebookTrainer", f"{prefix}SemanticIdAssigner"]
+  if "item_id_vocab" not in config.representations:
+    stages.append("ItemIdVocabTrainer")
+  return stages
 
 
 def _candidate_model_name(evaluation_uri: str) -> Optional[str]:

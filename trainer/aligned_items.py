@@ -45,12 +45,12 @@ class AlignedItemEncoder(tf.Module):
 
 
 def train_aligned_spm(item_codes: Mapping[str, np.ndarray], train_counts: Mapping[str, int],
-                      codebook: str, codebook_size: int, vocab_size: int, seed: int,
-                      asset_dir: str):
+                      codebook: str, codebook_size: int, vocab_size: int, asset_dir: str):
   """The SentencePiece sub-ID vocabulary of an aligned codebook's SIDs, trained as Transform's
-  analyzer trains the raw one (trainer/spm/analyzer.py): on the training split's SIDs, each
-  item weighted by its training interactions. The aligned codes exist only after Transform,
-  so the Trainer trains it. -> (vocabulary, asset path, which the SavedModel copies)."""
+  analyzer trains the raw one (trainer/spm/analyzer.py): BPE on the training split's SIDs, each
+  item weighted by its training interactions, the table budget as its size, seed 0. The
+  aligned codes exist only after Transform, so the Trainer trains it (every replica the same
+  vocabulary: BPE on sorted counts is deterministic). -> (vocabulary, asset path)."""
   from trainer.spm import vocabulary  # pylint: disable=g-import-not-at-top
   sid_counts = {}
   for item, count in train_counts.items():
@@ -58,9 +58,12 @@ def train_aligned_spm(item_codes: Mapping[str, np.ndarray], train_counts: Mappin
       sid = tuple(int(c) for c in item_codes[item])
       sid_counts[sid] = sid_counts.get(sid, 0) + int(count)
   levels = len(next(iter(item_codes.values())))
-  vocab = vocabulary.train_spm(sid_counts, levels, codebook_size,
-                               max(vocab_size, vocabulary.min_vocab_size(levels, codebook_size)),
-                               seed=seed)
+  smallest = vocabulary.min_vocab_size(levels, codebook_size)
+  if vocab_size < smallest:
+    raise ValueError(f"ranking.table_budget {vocab_size} is below the {smallest} rows the "
+                     f"SentencePiece vocabulary of {codebook} needs (levels {levels} x "
+                     f"{codebook_size} codes + padding): raise ranking.table_budget")
+  vocab = vocabulary.train_spm(sid_counts, levels, codebook_size, vocab_size, seed=0)
   path = os.path.join(asset_dir, f"{codebook}.spm_subid_vocab.tsv")
   tf.io.gfile.makedirs(asset_dir)
   with tf.io.gfile.GFile(path + ".tmp", "wb") as f:

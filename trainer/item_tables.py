@@ -7,6 +7,11 @@ SemanticIdAssigners saw (the whole catalog, new items included), one table per c
 by the codebook's name. An id missing from them (an item added after training) is flagged, and
 the `serve_new_items` signature takes its codes as inputs instead (trainer/signatures.py).
 
+Features Transform never produced are looked up here by raw item id, in the Trainer's input
+and in the exported model alike (`looked_up_features`): the content embedding, and the codes
+of the aligned codebooks (trained after Transform) with, for `aligned_sid_spm`, their
+SentencePiece tokens (`set_segmenter`, a vocabulary the Trainer trained).
+
 Values are non-trainable variables, not constants: a constant is written into the graph proto
 (2 GB limit), a variable into the checkpoint shards.
 """
@@ -25,7 +30,8 @@ from contracts import semantic_ids_io
 from contracts.trainer_io import TrainerInputs
 
 
-def _aligned(ids: Sequence[str], table: Dict[str, np.ndarray], what: str, dtype) -> np.ndarray:
+def _rows_in_order(ids: Sequence[str], table: Dict[str, np.ndarray], what: str,
+                   dtype) -> np.ndarray:
   missing = [i for i in ids if i not in table]
   if missing:
     raise ValueError(f"{what}: {len(missing)} item(s) of the catalog are missing, e.g. "
@@ -54,11 +60,12 @@ class ItemTables(tf.Module):
     self._index = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(self.item_ids, tf.string),
                                             tf.range(n, dtype=tf.int64)), default_value=-1)
-    self._codes = {c: tf.Variable(_aligned(self.item_ids, codes[c], f"codebook {c!r}", np.int64),
+    self._codes = {c: tf.Variable(_rows_in_order(self.item_ids, codes[c], f"codebook {c!r}",
+                                                 np.int64),
                                   trainable=False, name=f"codes_{c}") for c in self.codebooks}
     self._content = None if embeddings is None else tf.Variable(
-        _aligned(self.item_ids, embeddings, "content embedding", np.float32), trainable=False,
-        name="content")
+        _rows_in_order(self.item_ids, embeddings, "content embedding", np.float32),
+        trainable=False, name="content")
 
   @property
   def num_items(self) -> int:

@@ -48,8 +48,10 @@ def test_aligned_spm_vocabulary_segments_like_the_library_and_survives_export(tm
   prefixes = rng.integers(0, 16, (12, 2))
   codes = {f"i{j}": np.array([*prefixes[j % 12], rng.integers(0, 16)]) for j in range(300)}
   counts = {f"i{j}": int(rng.integers(1, 50)) for j in range(250)}  # the rest: never trained
-  vocab, asset = train_aligned_spm(codes, counts, "aligned_rqkmeans", 16, 200, 0,
+  vocab, asset = train_aligned_spm(codes, counts, "aligned_rqkmeans", 16, 200,
                                    str(tmp_path / "spm"))
+  with pytest.raises(ValueError, match="ranking.table_budget 40 is below the 49 rows"):
+    train_aligned_spm(codes, counts, "aligned_rqkmeans", 16, 40, str(tmp_path / "small"))
   assert vocab.num_tokens <= 200 and any(len(p) > 1 for p in vocab.pieces)
   tables = ItemTables({"aligned_rqkmeans": codes})
   tables.set_segmenter("aligned_rqkmeans", SpmSubIdSegmenter(asset))

@@ -59,9 +59,10 @@ def training_item_counts(train_files, tft_output, packed: bool) -> Dict[str, int
 
 
 def add_aligned_segmenters(config, fn_args, inputs: trainer_io.TrainerInputs, tft_output,
-                           tables: item_tables_lib.ItemTables) -> Dict[str, int]:
+                           tables: item_tables_lib.ItemTables, is_chief: bool) -> Dict[str, int]:
   """SentencePiece vocabularies of the aligned codebooks whose tokens the representation
-  reads (Transform trains the raw codebooks'), their segmenters set on `tables`.
+  reads (Transform trains the raw codebooks'), their segmenters set on `tables`. The chief
+  keeps the asset in the ModelRun; another replica writes nothing there (a local temp dir).
   -> {codebook: token rows}."""
   from contracts.registry import representations as registry  # pylint: disable=g-import-not-at-top
   from trainer.spm import tf_segment  # pylint: disable=g-import-not-at-top
@@ -72,12 +73,13 @@ def add_aligned_segmenters(config, fn_args, inputs: trainer_io.TrainerInputs, tf
   if not wanted:
     return {}
   counts = training_item_counts(fn_args.train_files, tft_output, inputs.packed)
+  asset_dir = (os.path.join(fn_args.model_run_dir, "spm") if is_chief
+               else tempfile.mkdtemp(prefix="sidrec-spm-"))
   sizes = {}
   for codebook in wanted:
     vocab, asset = aligned_items_lib.train_aligned_spm(
         semantic_ids_io.read_sids(inputs.codes[codebook].uri), counts, codebook,
-        inputs.codes[codebook].codebook_size, config.table_budget, config.seed,
-        os.path.join(fn_args.model_run_dir, "spm"))
+        inputs.codes[codebook].codebook_size, config.table_budget, asset_dir)
     tables.set_segmenter(codebook, tf_segment.SpmSubIdSegmenter(asset))
     sizes[codebook] = int(vocab.num_tokens)
   return sizes
@@ -327,20 +329,17 @@ def sharded_variables(model) -> Dict[str, list]:
 
 def export_item_vectors(model, tft_output, train_files, packed: bool, uri: str,
                         seed: int) -> None:
-  """The item_id_vocab ranker's learned table, one row per training item, with each item's
-  training interactions (one pass over the training split's item ids), as ItemVectors."""
+  """The item_id_vocab ranker's learned table, one row per training item (row i = vocabulary
+  id i), with each item's training interactions, as ItemVectors."""
   table = getattr(model.representation, "table", None)
   if model.config.representation != "item_id_vocab" or table is None:
     raise ValueError(f"only the item_id_vocab ranker exports its item table, not "
                      f"{model.config.representation!r}: the ContentAligner fits to it")
   ids = [i.decode("utf-8") if isinstance(i, bytes) else str(i)
          for i in tft_output.vocabulary_by_name(P.ITEM_VOCAB)]
-  counts = np.zeros(int(table.shape[0]), np.int64)
-  for batch in make_input(train_files, tft_output, {F.ITEM_VOCAB_ID}, 8192, shuffle=False,
-                          seed=0, packed=packed).as_numpy_iterator():
-    counts += np.bincount(batch[F.ITEM_VOCAB_ID].reshape(-1), minlength=len(counts))[
-        :len(counts)]
-  item_vectors_io.write_item_vectors(uri, ids, table.numpy()[:len(ids)], counts[:len(ids)],
+  counts = training_item_counts(train_files, tft_output, packed)
+  item_vectors_io.write_item_vectors(uri, ids, table.numpy()[:len(ids)],
+                                     [counts.get(i, 0) for i in ids],
                                      representation=model.config.representation, seed=seed)
 
 
@@ -355,7 +354,8 @@ def run_fn(fn_args) -> None:
   tf.keras.utils.set_random_seed(config.seed)
   tft_output = tft.TFTransformOutput(fn_args.transform_output)
   tables = item_tables_lib.load_item_tables(inputs)
-  spm_sizes = add_aligned_segmenters(config, fn_args, inputs, tft_output, tables)
+  spm_sizes = add_aligned_segmenters(config, fn_args, inputs, tft_output, tables,
+                                     distribution.is_chief)
   sizes = vocab_sizes(tft_output, inputs, tables, spm_sizes)
 
   # Variables created in the scope are the strategy's: mirrored on every replica, or placed
@@ -365,7 +365,7 @@ def run_fn(fn_args) -> None:
   names = set(model.input_signature()) | {F.LABEL}
   # Content and aligned representations look their inputs up by item id (never under
   # parameter_server: RankingConfig refuses it).
-  content = tables if item_tables_lib.looked_up_features(
+  lookups = tables if item_tables_lib.looked_up_features(
       names, set(tft_output.transformed_feature_spec())) else None
   # ExamplePacker's chunks when the DAG has them (SidRankingTrainer's executor then points
   # train_files / eval_files at them), else Transform's examples.
@@ -384,7 +384,7 @@ def run_fn(fn_args) -> None:
     counter = _CountExamples()
     train = distribution_lib.shard_by_file_or_batch(
         make_input(fn_args.train_files, tft_output, names, config.batch_size, shuffle=True,
-                   seed=config.seed, tables=content, counter=counter,
+                   seed=config.seed, tables=lookups, counter=counter,
                    cache=config.input_cache == "memory", packed=packed),
         len(_record_files(fn_args.train_files)), distribution)
     model.fit(train, epochs=config.epochs, callbacks=[tensorboard], verbose=2)
@@ -392,7 +392,7 @@ def run_fn(fn_args) -> None:
     examples = int(counter.count.numpy())
 
   evaluation = make_input(fn_args.eval_files, tft_output, names, config.batch_size,
-                          shuffle=False, seed=config.seed, tables=content, packed=packed)
+                          shuffle=False, seed=config.seed, tables=lookups, packed=packed)
   exported = unpartitioned_copy(model, config, sizes, next(iter(evaluation))) \
       if parameter_server else model
   with distribution_lib.export_dir(fn_args.serving_model_dir, distribution) as export_dir:

@@ -47,22 +47,32 @@ class RidgeMap:
   def predict(self, x: np.ndarray) -> np.ndarray:
     return ((x - self.x_mean) @ self.weights + self.y_mean).astype(np.float32)
 
-  @classmethod
-  def fit(cls, x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> "RidgeMap":
-    x, y = x.astype(np.float64), y.astype(np.float64)
-    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
-    xc, yc = x - x_mean, y - y_mean
-    u, s, vt = np.linalg.svd(xc, full_matrices=False)
-    uty = u.T @ yc
-    n, best = len(x), None
+  @staticmethod
+  def leave_one_out_errors(x: np.ndarray, y: np.ndarray,
+                           alphas: Sequence[float]) -> List[float]:
+    """Sum of squared leave-one-out residuals of the ridge fit, per penalty (exact)."""
+    _, u, s, _, uty, yc = RidgeMap._decompose(x, y)
+    errors = []
     for alpha in alphas:
       shrink = s ** 2 / (s ** 2 + alpha)
       residual = yc - u @ (shrink[:, None] * uty)
-      leverage = np.einsum("ij,j,ij->i", u, shrink, u) + 1.0 / n
-      loo = float(np.sum((residual / (1.0 - leverage)[:, None]) ** 2))
-      if best is None or loo < best[0]:
-        best = (loo, float(alpha))
-    alpha = best[1]
+      leverage = np.einsum("ij,j,ij->i", u, shrink, u) + 1.0 / len(x)
+      errors.append(float(np.sum((residual / (1.0 - leverage)[:, None]) ** 2)))
+    return errors
+
+  @staticmethod
+  def _decompose(x, y):
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    yc = y - y_mean
+    u, s, vt = np.linalg.svd(x - x_mean, full_matrices=False)
+    return (x_mean, y_mean), u, s, vt, u.T @ yc, yc
+
+  @classmethod
+  def fit(cls, x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> "RidgeMap":
+    (x_mean, y_mean), _, s, vt, uty, _ = cls._decompose(x, y)
+    errors = cls.leave_one_out_errors(x, y, alphas)
+    alpha = float(alphas[int(np.argmin(errors))])
     weights = vt.T @ ((s / (s ** 2 + alpha))[:, None] * uty)
     return cls(weights.astype(np.float32), x_mean.astype(np.float32),
                y_mean.astype(np.float32), alpha)

@@ -5,10 +5,6 @@ map that aligned the catalog is the one that aligns a brand-new item's content e
 """
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
-
 import numpy as np
 import tensorflow as tf
 
@@ -39,22 +35,17 @@ class AlignmentModule(tf.Module):
 
 
 def export_alignment(fitted, content_dim: int, export_dir: str) -> str:
-  """Writes the map's SavedModel at `export_dir` (a temporary sibling, then renamed)."""
+  """Writes the map's SavedModel at `export_dir`, inside the ContentAligner's fresh output
+  artifact (which TFX publishes only once the executor has written alignment.json last)."""
   module = AlignmentModule(fitted, content_dim)
-  tmp = f"{export_dir.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
-  tf.saved_model.save(module, tmp, signatures={io.ALIGN_SIGNATURE:
-                                                   module.align.get_concrete_function()})
-  if "://" in export_dir:
-    tf.io.gfile.rename(tmp, export_dir, overwrite=True)
-  else:
-    if os.path.exists(export_dir):
-      shutil.rmtree(export_dir)
-    os.rename(tmp, export_dir)
+  tf.saved_model.save(module, export_dir, signatures={
+      io.ALIGN_SIGNATURE: module.align.get_concrete_function()})
   return export_dir
 
 
 class LoadedAlignment:
-  """The exported map: `align(embeddings) -> aligned` in numpy, as the pipeline aligned."""
+  """The exported map: `align(embeddings) -> aligned` in numpy, as the pipeline aligned (for
+  tests and tools; the exported ranker loads the same SavedModel in trainer/aligned_items.py)."""
 
   def __init__(self, export_dir: str):
     self.module = tf.saved_model.load(export_dir)

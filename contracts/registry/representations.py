@@ -12,9 +12,10 @@ Config validation, the DAG, the trainer's factory, the CLI help and the tests re
 import dataclasses
 from typing import Dict, Optional, Tuple
 
+from contracts.registry.codebook_methods import ALIGNED_PREFIX
+
 SID_CODEBOOK = "<sid_codebook>"
 ALIGNED_SID_CODEBOOK = "<aligned_sid_codebook>"
-ALIGNED_PREFIX = "aligned_"  # = codebook_methods.ALIGNED_PREFIX
 _MODULE = "trainer.model.representations"
 
 
@@ -32,8 +33,7 @@ class Representation:
   # Reads the SentencePiece sub-ID tokens of its codebook's SIDs.
   spm: bool = False
 
-  def codebooks(self, sid_codebook: str,
-                aligned_sid_codebook: str = "rqkmeans") -> Tuple[str, ...]:
+  def codebooks(self, sid_codebook: str, aligned_sid_codebook: str) -> Tuple[str, ...]:
     """The codebooks whose codes this representation (or its parts) reads."""
     if self.parts:
       return tuple(dict.fromkeys(c for p in self.parts for c in get(p).codebooks(
@@ -111,3 +111,18 @@ def get(name: str) -> Representation:
   if name not in REPRESENTATIONS:
     raise ValueError(f"unknown representation {name!r}; known: {', '.join(NAMES)}")
   return REPRESENTATIONS[name]
+
+
+def _check_content_source(entry: Representation) -> None:
+  # A model has one content table: the DAG gives an aligned representation the aligned
+  # embeddings, so a hybrid may not mix aligned codes with the raw content.
+  if entry.parts and entry.reads_aligned() and any(
+      REPRESENTATIONS[p].reads_content() and not REPRESENTATIONS[p].reads_aligned()
+      for p in entry.parts):
+    raise ValueError(f"representation {entry.name!r} mixes aligned parts with raw content; "
+                     f"use aligned_dense for the content part")
+
+
+for _entry in REPRESENTATIONS.values():
+  _check_content_source(_entry)
+
