@@ -8,6 +8,6 @@ into a class by importing the title as `<module>.<class>`
 sidrec artifact fails with `ImportError: Could not import sidrec.ItemEmbeddings`
 (found by `sidrec run-compiled`). The types themselves live in contracts/artifacts.py.
 """
-from contracts.artifacts import Codebook, ItemEmbeddings, PackedExamples, SemanticIds
+from contracts.artifacts import Codebook, ItemEmbeddings, ItemVectors, PackedExamples, SemanticIds
 
-__all__ = ["Codebook", "ItemEmbeddings", "PackedExamples", "SemanticIds"]
+__all__ = ["Codebook", "ItemEmbeddings", "ItemVectors", "PackedExamples", "SemanticIds"]

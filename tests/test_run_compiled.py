@@ -196,8 +196,8 @@ def test_custom_artifact_types_load_in_a_task_by_their_schema_title():
   from tfx.orchestration.kubeflow.v2 import compiler_utils
   from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
   from contracts import artifacts
-  types = [artifacts.ItemEmbeddings, artifacts.Codebook, artifacts.SemanticIds,
-           artifacts.PackedExamples]
+  types = [artifacts.ItemEmbeddings, artifacts.ItemVectors, artifacts.Codebook,
+           artifacts.SemanticIds, artifacts.PackedExamples]
   assert {t.TYPE_NAME for t in types} == {
       v.TYPE_NAME for v in vars(artifacts).values()
       if isinstance(v, type) and getattr(v, "TYPE_NAME", "").startswith("sidrec.")}
