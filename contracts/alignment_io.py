@@ -6,12 +6,15 @@ content embeddings, plus:
   alignment/            SavedModel of the map, signature `align`: `embeddings` float32
                         [n, d_content] -> `aligned` float32 [n, d_item]. The exported ranker
                         embeds it, so a brand-new item is ranked from its content embedding.
+  train_interactions.tsv  `item_id<TAB>count`, copied from the ItemVectors input: the
+                        weights of the aligned SentencePiece vocabulary (trainer/run.py)
   alignment.json        method, fit items, held-out R^2 (cross-fitted), chosen penalties,
                         seconds: what the run report shows
 """
-import json
 import os
 from typing import Any, Dict, Optional
+
+from contracts import files
 
 MAP_DIR = "alignment"
 REPORT_FILE = "alignment.json"
@@ -25,17 +28,8 @@ def map_dir(uri: str) -> str:
 
 
 def write_report(uri: str, report: Dict[str, Any]) -> None:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  path = os.path.join(uri, REPORT_FILE)
-  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-    f.write(json.dumps(report, indent=2, sort_keys=True))
-  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+  files.write_json(os.path.join(uri, REPORT_FILE), report)
 
 
 def read_report(uri: str) -> Optional[Dict[str, Any]]:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  path = os.path.join(uri, REPORT_FILE)
-  if not tf.io.gfile.exists(path):
-    return None
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
+  return files.read_json(os.path.join(uri, REPORT_FILE))

@@ -9,9 +9,10 @@ Under the artifact URI:
 Custom properties: `method` (str), `code_columns` (int, C), `codebook_size` (int, K),
 `input_dim` (int).
 """
-import json
 import os
 from typing import Any, Dict, Optional
+
+from contracts import files
 
 SAVED_MODEL_DIR = "saved_model"
 METRICS_FILE = "metrics.json"
@@ -33,18 +34,9 @@ def saved_model_dir(uri: str) -> str:
 
 def write_metrics(uri: str, metrics: Dict[str, Any]) -> None:
   """metrics.json, written to a temporary file and renamed: never half-written."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  path = os.path.join(uri, METRICS_FILE)
-  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-    f.write(json.dumps(metrics, indent=2, sort_keys=True))
-  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+  files.write_json(os.path.join(uri, METRICS_FILE), metrics)
 
 
 def read_metrics(uri: str) -> Optional[Dict[str, Any]]:
   """The artifact's metrics.json, or None when it has none."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  path = os.path.join(uri, METRICS_FILE)
-  if not tf.io.gfile.exists(path):
-    return None
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
+  return files.read_json(os.path.join(uri, METRICS_FILE))

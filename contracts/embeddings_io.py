@@ -27,6 +27,7 @@ from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
 
+from contracts import files
 from contracts.arrow_files import arrow_input
 
 ITEM_ID_FEATURE = "item_id"
@@ -377,6 +378,25 @@ def write_npy_embeddings(path: str, item_ids: Sequence[str], vectors: np.ndarray
 
 def embeddings_file_pattern(uri: str) -> str:
   return os.path.join(uri, EMBEDDINGS_DIR, f"{SHARD_PREFIX}-*{SHARD_SUFFIX}")
+
+
+def write_metadata(uri: str, metadata: dict) -> None:
+  """metadata.json, through a temporary file. Written last, it marks a complete artifact."""
+  files.write_json(os.path.join(uri, METADATA_FILE), metadata)
+
+
+def write_item_embeddings(uri: str, item_ids: Sequence[str], vectors: np.ndarray,
+                          **metadata) -> dict:
+  """An ItemEmbeddings-layout artifact written in-process (the aligned embeddings, an item
+  table): the shards, then metadata.json with `dimension`, `count` and `metadata`.
+  -> the metadata written."""
+  vectors = np.asarray(vectors, np.float32)
+  write_tfrecord_embeddings(os.path.join(uri, EMBEDDINGS_DIR, SHARD_PREFIX), list(item_ids),
+                            vectors)
+  written = {"dimension": int(vectors.shape[1]) if vectors.ndim == 2 else 0,
+             "count": len(item_ids), **metadata}
+  write_metadata(uri, written)
+  return written
 
 
 def read_metadata(uri: str) -> dict:

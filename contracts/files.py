@@ -1,4 +1,5 @@
 """Writing a file so that readers see the old content or the new one, never a torn one."""
+import json
 import os
 import tempfile
 
@@ -18,3 +19,28 @@ def atomic_write_text(path: str, text: str) -> str:
       os.remove(tmp)
     raise
   return path
+
+
+
+def gfile_write_atomic(path: str, data) -> str:
+  """`data` (str or bytes) at `path` on any tf.io.gfile file system (gs://, hdfs://, local),
+  through `path.tmp` and a rename: a reader never sees it half-written. Returns `path`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  with tf.io.gfile.GFile(path + ".tmp", "wb" if isinstance(data, bytes) else "w") as f:
+    f.write(data)
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+  return path
+
+
+def write_json(path: str, value) -> str:
+  """`value` as sorted, indented JSON at `path`, written by `gfile_write_atomic`."""
+  return gfile_write_atomic(path, json.dumps(value, indent=2, sort_keys=True))
+
+
+def read_json(path: str):
+  """The JSON at `path` (any tf.io.gfile file system), or None when there is no such file."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)

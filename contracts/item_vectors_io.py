@@ -9,13 +9,13 @@ ContentAligner. Under the artifact URI:
   metadata.json                   dimension, count, representation, seed
 Items outside the vocabulary (new ones) have no row: their vectors were never trained.
 """
-import json
 import os
 from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
 from contracts import embeddings_io
+from contracts import files
 
 COUNTS_FILE = "train_interactions.tsv"
 
@@ -23,24 +23,22 @@ COUNTS_FILE = "train_interactions.tsv"
 def write_item_vectors(uri: str, item_ids: Sequence[str], vectors: np.ndarray,
                        train_interactions: Sequence[int], **metadata) -> None:
   """Writes the artifact; metadata.json last, so a reader never takes a partial one."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   vectors = np.asarray(vectors, np.float32)
   if not len(item_ids) == len(vectors) == len(train_interactions):
     raise ValueError(f"{len(item_ids)} ids, {len(vectors)} vectors and "
                      f"{len(train_interactions)} counts: one of each per item")
-  embeddings_io.write_tfrecord_embeddings(
-      os.path.join(uri, embeddings_io.EMBEDDINGS_DIR, embeddings_io.SHARD_PREFIX),
-      list(item_ids), vectors)
-  path = os.path.join(uri, COUNTS_FILE)
-  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-    f.write("".join(f"{i}\t{int(c)}\n" for i, c in zip(item_ids, train_interactions)))
-  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
-  meta = {"dimension": int(vectors.shape[1]) if vectors.ndim == 2 else 0,
-          "count": len(item_ids), **metadata}
-  path = os.path.join(uri, embeddings_io.METADATA_FILE)
-  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-    f.write(json.dumps(meta, indent=1, sort_keys=True))
-  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+  write_train_interactions(uri, item_ids, train_interactions)
+  embeddings_io.write_item_embeddings(uri, item_ids, vectors, **metadata)
+
+
+def write_train_interactions(uri: str, item_ids: Sequence[str],
+                             train_interactions: Sequence[int]) -> None:
+  """`train_interactions.tsv` under `uri` (the ContentAligner copies it to its output)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.io.gfile.makedirs(uri)
+  files.gfile_write_atomic(
+      os.path.join(uri, COUNTS_FILE),
+      "".join(f"{i}\t{int(c)}\n" for i, c in zip(item_ids, train_interactions)))
 
 
 def read_train_interactions(uri: str) -> Dict[str, int]:
@@ -48,7 +46,7 @@ def read_train_interactions(uri: str) -> Dict[str, int]:
   path = os.path.join(uri, COUNTS_FILE)
   if not tf.io.gfile.exists(path):
     raise FileNotFoundError(f"{uri} has no {COUNTS_FILE}: is it an ItemVectors artifact "
-                            f"written by the item_id_vocab Trainer?")
+                            f"(the item_id_vocab Trainer's) or a ContentAligner output?")
   with tf.io.gfile.GFile(path) as f:
     rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
   return {item: int(count) for item, count in rows}

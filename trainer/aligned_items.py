@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from contracts import alignment_io
 from contracts import codebook_io
+from contracts import files
 
 
 class AlignedItemEncoder(tf.Module):
@@ -66,7 +67,5 @@ def train_aligned_spm(item_codes: Mapping[str, np.ndarray], train_counts: Mappin
   vocab = vocabulary.train_spm(sid_counts, levels, codebook_size, vocab_size, seed=0)
   path = os.path.join(asset_dir, f"{codebook}.spm_subid_vocab.tsv")
   tf.io.gfile.makedirs(asset_dir)
-  with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
-    f.write(vocab.asset_bytes())
-  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+  files.gfile_write_atomic(path, vocab.asset_bytes())
   return vocab, path

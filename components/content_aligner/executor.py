@@ -3,7 +3,6 @@
 Output layout: contracts/alignment_io.py (an ItemEmbeddings artifact plus the map and
 alignment.json). The report is written last.
 """
-import os
 from typing import Any, Dict, List
 
 from absl import logging
@@ -24,7 +23,6 @@ class Executor(base_executor.BaseExecutor):
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    import json  # pylint: disable=g-import-not-at-top
     from components.content_aligner import export  # pylint: disable=g-import-not-at-top
     config = config_lib.from_json(config_lib.AlignmentConfig,
                                   exec_properties[spec.ALIGNMENT_CONFIG_KEY])
@@ -38,18 +36,13 @@ class Executor(base_executor.BaseExecutor):
     logging.info("ContentAligner: %s", result.report)
 
     output = artifact_utils.get_single_instance(output_dict[spec.ALIGNED_EMBEDDINGS_KEY])
-    embeddings_io.write_tfrecord_embeddings(
-        os.path.join(output.uri, embeddings_io.EMBEDDINGS_DIR, embeddings_io.SHARD_PREFIX),
-        list(result.item_ids), result.aligned)
     export.export_alignment(result.map, content_vectors.shape[1],
                             alignment_io.map_dir(output.uri))
-    metadata = {"dimension": int(result.aligned.shape[1]), "count": len(result.item_ids),
-                "encoder": f"aligned:{config.method}", "content_dim":
-                int(content_vectors.shape[1])}
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    path = os.path.join(output.uri, embeddings_io.METADATA_FILE)
-    with tf.io.gfile.GFile(path, "w") as f:
-      f.write(json.dumps(metadata, indent=1, sort_keys=True))
+    # The aligned SentencePiece vocabulary weighs items by these: no second count.
+    item_vectors_io.write_train_interactions(output.uri, vector_ids, counts)
+    metadata = embeddings_io.write_item_embeddings(
+        output.uri, result.item_ids, result.aligned, encoder=f"aligned:{config.method}",
+        content_dim=int(content_vectors.shape[1]))
     alignment_io.write_report(output.uri, result.report)
     output.set_int_custom_property("dimension", metadata["dimension"])
     output.set_int_custom_property("count", metadata["count"])

@@ -64,6 +64,9 @@ def test_every_catalog_item_is_aligned_and_the_exported_map_aligns_new_items(tmp
   meta = json.loads((tmp_path / "aligned" / "metadata.json").read_text())
   assert meta["dimension"] == 8 and meta["count"] == 200
   assert out.get_string_custom_property("encoder") == "aligned:ridge"
+  # The training counts travel on for the aligned SentencePiece vocabulary; new items have none.
+  assert item_vectors_io.read_train_interactions(out.uri) == {i: 30 for i in ids[:150]}
+  assert not [p for p in os.listdir(out.uri) if p.endswith(".tmp")]
 
 
 def test_the_mlp_map_exports_and_aligns_like_its_fit(tmp_path, inputs):

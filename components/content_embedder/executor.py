@@ -337,8 +337,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       stats = _check_report(report, cfg, source)
       _move_shards(os.path.join(staging, embeddings_io.EMBEDDINGS_DIR), final_dir)
       metadata = _metadata(cfg, source, stats, report, seconds, _encode_seconds(result))
-      with fileio.open(metadata_path, "w") as f:  # written last: marks a complete artifact
-        f.write(json.dumps(metadata, indent=2, sort_keys=True))
+      embeddings_io.write_metadata(output.uri, metadata)  # last: marks a complete artifact
     except BaseException:
       if fileio.exists(final_dir):
         fileio.rmtree(final_dir)
