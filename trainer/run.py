@@ -20,7 +20,6 @@ serving model, train_stats.json and the TensorBoard logs (trainer/distribution.p
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import re
@@ -33,6 +32,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_transform.tf_metadata import schema_utils
 
+from contracts import files
 from contracts import item_vectors_io
 from contracts import schema as S
 from contracts import semantic_ids_io
@@ -72,7 +72,8 @@ def add_aligned_segmenters(config, fn_args, inputs: trainer_io.TrainerInputs, tf
             if entry.reads_spm() and c in inputs.codes and F.item_spm_tokens(c) not in transformed]
   if not wanted:
     return {}
-  counts = training_item_counts(fn_args.train_files, tft_output, inputs.packed)
+  # The item_id_vocab Trainer counted them; the ContentAligner passes them on.
+  counts = item_vectors_io.read_train_interactions(inputs.alignment_uri)
   asset_dir = (os.path.join(fn_args.model_run_dir, "spm") if is_chief
                else tempfile.mkdtemp(prefix="sidrec-spm-"))
   sizes = {}
@@ -403,9 +404,12 @@ def run_fn(fn_args) -> None:
     signatures.export_serving_model(exported, tft_output, tables, export_dir, aligned_items)
   if not distribution.is_chief:
     return
-  if inputs.item_vectors_uri:
+  item_vectors_seconds = None
+  if inputs.item_vectors_uri:  # counting the training interactions is a pass over the split
+    start = time.perf_counter()
     export_item_vectors(exported, tft_output, fn_args.train_files, packed,
                         inputs.item_vectors_uri, config.seed)
+    item_vectors_seconds = round(time.perf_counter() - start, 3)
   metrics = evaluate(model, evaluation)
   report = model.table_report()
   stats = {
@@ -423,8 +427,8 @@ def run_fn(fn_args) -> None:
       "keras_eval": metrics,
       "vocab_sizes": dataclasses.asdict(sizes),
   }
+  if item_vectors_seconds is not None:
+    stats["item_vectors_seconds"] = item_vectors_seconds  # an alignment stage's cost
   os.makedirs(fn_args.model_run_dir, exist_ok=True)
   path = os.path.join(fn_args.model_run_dir, trainer_io.TRAIN_STATS_FILE)
-  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-    f.write(json.dumps(stats, indent=2, sort_keys=True))
-  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+  files.write_json(path, stats)
