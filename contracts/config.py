@@ -517,17 +517,6 @@ class PipelineConfig:
     if unknown or not self.codebook_methods:
       raise ValueError(f"codebook_methods must name methods of {list(CODEBOOK_METHODS)}, "
                        f"got {list(self.codebook_methods)}")
-    for method, changes in self.codebook_overrides.items():
-      if method not in self.codebook_methods and not (
-          codebook_registry.is_aligned(method)
-          and codebook_registry.method_of(method) in CODEBOOK_METHODS):
-        raise ValueError(f"codebook_overrides names {method!r}, not one of codebook_methods "
-                         f"{list(self.codebook_methods)} (or aligned_<method>)")
-      _check_codebook_overrides(method, changes)  # unknown fields / wrong types, by path
-      try:
-        self.codebook_for(method)  # bad values fail here
-      except ValueError as e:
-        raise ConfigError(f"codebook_overrides.{method}", str(e)) from e
     if self.ranking.sid_codebook not in self.codebook_methods:
       raise ValueError(f"ranking.sid_codebook {self.ranking.sid_codebook!r} must be one of "
                        f"codebook_methods {list(self.codebook_methods)}")
@@ -546,6 +535,17 @@ class PipelineConfig:
       if missing:
         raise ValueError(f"representation {name!r} reads the codes of codebook(s) {missing}: "
                          f"add them to codebook_methods {list(self.codebook_methods)}")
+    # Any method's overrides, or its aligned twin's: one config file serves runs that train
+    # different codebooks (--representations, the MoC sweep); a codebook not trained ignores them.
+    for method, changes in self.codebook_overrides.items():
+      if codebook_registry.method_of(method) not in CODEBOOK_METHODS:
+        raise ValueError(f"codebook_overrides names {method!r}, not a codebook method of "
+                         f"{list(CODEBOOK_METHODS)} or its aligned twin aligned_<method>")
+      _check_codebook_overrides(method, changes)  # unknown fields / wrong types, by path
+      try:
+        self.codebook_for(method)  # bad values fail here
+      except ValueError as e:
+        raise ConfigError(f"codebook_overrides.{method}", str(e)) from e
 
   # Derived locations: one place defines the output layout.
   @property
@@ -588,7 +588,13 @@ class PipelineConfig:
     return any(representation_registry.get(r).reads_aligned() for r in self.representations)
 
   def ranking_for(self, representation: str) -> RankingConfig:
-    return dataclasses.replace(self.ranking, representation=representation)
+    """The Trainer's ranking section. A Trainer that reads no aligned codes gets the default
+    aligned_sid_codebook, so changing that setting re-runs only the Trainers that read it."""
+    ranking = dataclasses.replace(self.ranking, representation=representation)
+    if not representation_registry.get(representation).reads_aligned():
+      ranking = dataclasses.replace(ranking,
+                                    aligned_sid_codebook=RankingConfig().aligned_sid_codebook)
+    return ranking
 
   def to_json(self) -> str:
     return to_json(self)

@@ -27,8 +27,10 @@ def test_round_trip_with_overrides_and_representations():
     ({"ranking": config_lib.RankingConfig(sid_codebook="rqkmeans"),
       "codebook_methods": ("rqvae",)}, "sid_codebook 'rqkmeans' must be one of"),
     ({"codebook_methods": ("rqvae", "no_such_method")}, "codebook_methods must name methods of"),
-    ({"codebook_overrides": {"moc": {"levels": 2}}, "codebook_methods": ("rqvae",)},
-     "codebook_overrides names 'moc'"),
+    ({"codebook_overrides": {"rq_vae": {"levels": 2}}},
+     r"codebook_overrides names 'rq_vae', not a codebook method of \['rqvae'"),
+    ({"codebook_overrides": {"aligned_rq_vae": {"levels": 2}}},
+     "codebook_overrides names 'aligned_rq_vae', not a codebook method"),
     ({"codebook_overrides": {"rqvae": {"levls": 2}}},
      r"^codebook_overrides\.rqvae\.levls: unknown CodebookConfig field; did you mean 'levels'\?$"),
     ({"codebook_overrides": {"rqvae": {"levels": "6"}}},
@@ -208,3 +210,22 @@ def test_json_types_convert_and_the_pipeline_s_own_json_round_trips():
     assert config_lib.from_json(type(section), config_lib.to_json(section)) == section
   # A nested list stays a (nested) tuple where the field's default does not say more.
   assert config_lib.from_dict(config_lib.FilesConfig, {"user_features": []}).user_features == ()
+
+
+def test_a_method_trained_only_as_an_aligned_twin_takes_overrides_for_the_twin():
+  config = config_lib.PipelineConfig(
+      codebook_methods=("rqvae",), representations=("no_item", "aligned_sid_prefix_ngram"),
+      codebook_overrides={"rqkmeans": {"levels": 2},
+                          "aligned_rqkmeans": {"rqkmeans_normalize": False}})
+  twin = config.codebook_for("aligned_rqkmeans")
+  assert (twin.method, twin.levels, twin.rqkmeans_normalize) == ("rqkmeans", 2, False)
+
+
+def test_the_aligned_codebook_choice_reaches_only_the_trainers_that_read_aligned_codes():
+  """So changing ranking.aligned_sid_codebook keeps every other Trainer's cache entry."""
+  default = config_lib.PipelineConfig(representations=("sid_spm", "aligned_sid_spm"))
+  changed = dataclasses.replace(
+      default, ranking=dataclasses.replace(default.ranking, aligned_sid_codebook="rqvae"))
+  assert changed.ranking_for("sid_spm") == default.ranking_for("sid_spm")
+  assert changed.ranking_for("aligned_sid_spm").aligned_sid_codebook == "rqvae"
+  assert changed.codebooks_read("aligned_sid_spm") == ("aligned_rqvae",)
