@@ -42,6 +42,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from contracts import config as config_lib
 from contracts.registry import metrics as metric_registry
+from contracts.registry import representations as representation_registry
 from tfx_pipeline.report import atomic_write_text
 
 # The registry's figures summarized over seeds, then the run's own figures.
@@ -369,6 +370,14 @@ def comparisons(runs: List[dict], representations: Sequence[str],
       wanted.append((rep, "no_item", "gauc_new_items"))
     if "item_id_vocab" in reps and rep != "item_id_vocab":
       wanted.append((rep, "item_id_vocab", "gauc_new_items"))
+  # Aligned representations: the alignment targets (new items against the floors and dense
+  # content, seen items level with the item-ID table) and their raw counterparts.
+  for rep in [r for r in representations if representation_registry.get(r).aligned]:
+    against = [("no_item", "auc_new_items"), ("dense_content", "auc_new_items"),
+               ("item_id_vocab", "auc_new_items"), ("item_id_vocab", "auc_seen_items")]
+    raw = representation_registry.get(rep).raw_counterpart
+    against += [(raw, "auc_new_items"), (raw, "gauc_new_items")] if raw else []
+    wanted += [(rep, b, metric) for b, metric in against if b in reps]
   out = [paired_difference(runs, a, b, metric, table_budget=budget) for a, b, metric in wanted]
   for scaling in plan.moc_scaling_factors:
     for metric in ("auc_new_items", "auc", "gauc_new_items"):

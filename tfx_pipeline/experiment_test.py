@@ -262,3 +262,26 @@ def test_markdown_says_whether_each_spread_includes_codebook_training(tmp_path):
   markdown = (tmp_path / "shared" / "experiment.md").read_text()
   assert "on codebook seed 4: data, split, embeddings and codebooks are the same" in markdown
   assert "Spread over ranking seeds 0, 1 on codebook seed 4." in markdown
+
+
+def test_aligned_representations_are_compared_on_the_alignment_targets():
+  """New items against the floors and dense content, seen items against the item-ID table,
+  and each aligned representation against its raw counterpart."""
+  reps = ("no_item", "item_id_vocab", "dense_content", "sid_prefix_ngram",
+          "aligned_sid_prefix_ngram")
+  base = config_lib.PipelineConfig(representations=reps)
+  runs = [{"group": "main", "representation": rep, "codebook_seed": s, "seed": s,
+           "table_budget": base.ranking.table_budget, "auc_new_items": 0.60 + 0.01 * i + 0.001 * s,
+           "auc_seen_items": 0.70 + 0.01 * i, "gauc_new_items": 0.5 + 0.01 * i}
+          for i, rep in enumerate(reps) for s in (0, 1)]
+  got = {(c["a"], c["b"], c["metric"]): c["difference"]
+         for c in experiment.comparisons(runs, reps, base, experiment.ExperimentPlan(seeds=(0, 1)))}
+  aligned = "aligned_sid_prefix_ngram"
+  assert got[(aligned, "no_item", "auc_new_items")]["mean"] == pytest.approx(0.04)
+  assert got[(aligned, "no_item", "auc_new_items")]["n"] == 2
+  for b, metric in (("dense_content", "auc_new_items"), ("item_id_vocab", "auc_new_items"),
+                    ("item_id_vocab", "auc_seen_items"), ("sid_prefix_ngram", "auc_new_items"),
+                    ("sid_prefix_ngram", "gauc_new_items"), ("item_id_vocab", "gauc_new_items")):
+    assert (aligned, b, metric) in got, (b, metric)
+  # A raw representation gets none of the alignment comparisons.
+  assert ("sid_prefix_ngram", "dense_content", "auc_new_items") not in got

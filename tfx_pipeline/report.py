@@ -135,7 +135,15 @@ def alignment_section(config: config_lib.PipelineConfig,
     return None
   uri = run.uri("ContentAligner", artifacts.ItemEmbeddings.TYPE_NAME)
   report = alignment_io.read_report(uri) if uri else None
-  return dict(report, uri=uri, stages=alignment_stages(config)) if report else None
+  if not report:
+    return None
+  section = dict(report, uri=uri, stages=alignment_stages(config))
+  if "item_id_vocab" in config.representations:
+    # Its Trainer is a listed representation's; only exporting the item table is alignment's.
+    train = _read_json(os.path.join(run.uri("ItemIdVocabTrainer", "ModelRun") or "",
+                                    trainer_io.TRAIN_STATS_FILE)) or {}
+    section["item_vectors_seconds"] = train.get("item_vectors_seconds")
+  return section
 
 
 def alignment_stages(config: config_lib.PipelineConfig) -> List[str]:

@@ -30,3 +30,15 @@ def test_alignment_section_counts_only_the_stages_alignment_adds():
   # The raw counterpart was not run: no difference is made up.
   assert "| `aligned_moc` | `moc` | 0.6900 (–) |" in text
   assert report_markdown.alignment_lines({"alignment": None}, reps) == []
+
+
+def test_with_item_id_vocab_listed_only_its_item_table_export_counts_as_alignment():
+  config = config_lib.PipelineConfig(representations=("item_id_vocab", "aligned_sid_spm"))
+  stages = report.alignment_stages(config)
+  assert "ItemIdVocabTrainer" not in stages
+  seconds = {s: 10.0 for s in stages}
+  seconds["ItemIdVocabTrainer"] = 300.0
+  got = report_markdown.alignment_seconds(
+      {"alignment": {"stages": stages, "item_vectors_seconds": 4.5},
+       "components": {"seconds": seconds, "pipeline_seconds": 900.0}})
+  assert got == {"alignment": 10.0 * len(stages) + 4.5, "pipeline": 900.0}
