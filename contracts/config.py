@@ -588,10 +588,11 @@ class PipelineConfig:
     return any(representation_registry.get(r).reads_aligned() for r in self.representations)
 
   def ranking_for(self, representation: str) -> RankingConfig:
-    """The Trainer's ranking section. A Trainer that reads no aligned codes gets the default
-    aligned_sid_codebook, so changing that setting re-runs only the Trainers that read it."""
+    """The Trainer's ranking section. A Trainer whose codes do not depend on
+    aligned_sid_codebook gets its default, so changing it re-runs only the Trainers that read
+    it."""
     ranking = dataclasses.replace(self.ranking, representation=representation)
-    if not representation_registry.get(representation).reads_aligned():
+    if not representation_registry.get(representation).reads_aligned_sid_codebook():
       ranking = dataclasses.replace(ranking,
                                     aligned_sid_codebook=RankingConfig().aligned_sid_codebook)
     return ranking

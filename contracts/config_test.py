@@ -223,9 +223,11 @@ def test_a_method_trained_only_as_an_aligned_twin_takes_overrides_for_the_twin()
 
 def test_the_aligned_codebook_choice_reaches_only_the_trainers_that_read_aligned_codes():
   """So changing ranking.aligned_sid_codebook keeps every other Trainer's cache entry."""
-  default = config_lib.PipelineConfig(representations=("sid_spm", "aligned_sid_spm"))
+  default = config_lib.PipelineConfig(representations=("sid_spm", "aligned_sid_spm",
+                                                       "aligned_moc"))
   changed = dataclasses.replace(
       default, ranking=dataclasses.replace(default.ranking, aligned_sid_codebook="rqvae"))
   assert changed.ranking_for("sid_spm") == default.ranking_for("sid_spm")
+  assert changed.ranking_for("aligned_moc") == default.ranking_for("aligned_moc")
   assert changed.ranking_for("aligned_sid_spm").aligned_sid_codebook == "rqvae"
   assert changed.codebooks_read("aligned_sid_spm") == ("aligned_rqvae",)

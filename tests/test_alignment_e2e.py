@@ -201,8 +201,8 @@ def test_the_pushed_model_scores_the_eval_split_as_the_trained_keras_model_did(
     full_run, representation):
   """TFMA scores the exported serving signature (raw ids; the map, the aligned codebooks and
   the item tables inside the graph); Keras scored the trained model over the same eval split
-  in run_fn. The two AUCs agree up to their threshold grids (200 in Keras, 10,000 in TFMA),
-  so the export computes what was trained."""
+  in run_fn. The two AUCs agree up to Keras' 10,000-threshold grid (TFMA's is exact), so the
+  export computes what was trained."""
   from contracts import trainer_io  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
   from tfx_pipeline import report  # pylint: disable=g-import-not-at-top
@@ -214,4 +214,4 @@ def test_the_pushed_model_scores_the_eval_split_as_the_trained_keras_model_did(
   with open(os.path.join(model_run, trainer_io.TRAIN_STATS_FILE)) as f:
     keras_auc = json.load(f)["keras_eval"]["auc"]
   assert overall["example_count"] > 100
-  assert overall["auc"] == pytest.approx(keras_auc, abs=2e-3), representation
+  assert overall["auc"] == pytest.approx(keras_auc, abs=1e-3), representation

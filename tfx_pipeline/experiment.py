@@ -378,7 +378,8 @@ def comparisons(runs: List[dict], representations: Sequence[str],
     raw = representation_registry.get(rep).raw_counterpart
     against += [(raw, "auc_new_items"), (raw, "gauc_new_items")] if raw else []
     wanted += [(rep, b, metric) for b, metric in against if b in reps]
-  out = [paired_difference(runs, a, b, metric, table_budget=budget) for a, b, metric in wanted]
+  out = [paired_difference(runs, a, b, metric, table_budget=budget)
+         for a, b, metric in dict.fromkeys(wanted)]
   for scaling in plan.moc_scaling_factors:
     for metric in ("auc_new_items", "auc", "gauc_new_items"):
       by = [r for r in runs if r["group"] == "moc_scaling" and r["moc_scaling"] == int(scaling)]

@@ -42,3 +42,9 @@ def test_with_item_id_vocab_listed_only_its_item_table_export_counts_as_alignmen
       {"alignment": {"stages": stages, "item_vectors_seconds": 4.5},
        "components": {"seconds": seconds, "pipeline_seconds": 900.0}})
   assert got == {"alignment": 10.0 * len(stages) + 4.5, "pipeline": 900.0}
+  # Served from cache, the Trainer exported nothing in this run.
+  cached = report_markdown.alignment_seconds(
+      {"alignment": {"stages": stages, "item_vectors_seconds": 4.5},
+       "components": {"seconds": seconds, "pipeline_seconds": 900.0,
+                      "cached": ["ItemIdVocabTrainer"]}})
+  assert cached["alignment"] == 10.0 * len(stages)

@@ -50,6 +50,11 @@ class Representation:
   def reads_spm(self) -> bool:
     return self.spm or any(get(p).reads_spm() for p in self.parts)
 
+  def reads_aligned_sid_codebook(self) -> bool:
+    """Its codes depend on ranking.aligned_sid_codebook (aligned_sid_* and their hybrids)."""
+    return self.codebook == ALIGNED_SID_CODEBOOK or any(
+        get(p).reads_aligned_sid_codebook() for p in self.parts)
+
   def reads_aligned(self) -> bool:
     """Needs the alignment stage (the item_id_vocab Trainer's table and the ContentAligner)."""
     return self.aligned or any(get(p).reads_aligned() for p in self.parts)
