@@ -28,6 +28,7 @@ FILE_FORMATS = ("auto", "csv", "tsv", "parquet", "tfrecord")
 SPLIT_RULES = ("auto", "release_year", "first_seen_quantile")
 DISTRIBUTIONS = ("none", "mirrored", "multi_worker_mirrored", "parameter_server")
 ALIGNMENT_METHODS = ("ridge", "mlp")
+HISTORY_TABLES = ("shared", "separate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,6 +345,12 @@ class RankingConfig:
   # weights as the candidate, padding masked out). False = candidate and user features only.
   # Its length N is the data's (SplitConfig.history_length).
   use_history: bool = True
+  # "shared": the history items go through the candidate's representation layer (same
+  # weights), as above. "separate": through a second instance with its own tables, so the
+  # candidate table learns the candidate role alone; for item_id_vocab that candidate table
+  # is what the ContentAligner fits to (a table that also had to summarise users as history
+  # is a harder target for a map from content).
+  history_table: str = "shared"
   # DCN-v2 cross layers (tfrs.layers.dcn.Cross) on [user, candidate, pooled history]; a
   # projection dim > 0 makes them low-rank (W = U V, rank cross_projection_dim).
   cross_layers: int = 2
@@ -398,6 +405,9 @@ class RankingConfig:
       raise ValueError("hybrid_combiner must be sum|concat and spm_combiner mean|sum")
     if self.optimizer not in ("lazy_adam", "adam", "adagrad") or not self.learning_rate > 0:
       raise ValueError("optimizer must be lazy_adam|adam|adagrad with learning_rate > 0")
+    if self.history_table not in HISTORY_TABLES:
+      raise ValueError(f"history_table must be one of {HISTORY_TABLES}, got "
+                       f"{self.history_table!r}")
     if self.input_cache not in ("memory", "none"):
       raise ValueError(f"input_cache must be memory|none, got {self.input_cache!r}")
     if any(int(d) < 1 for d in self.mlp_dims):

@@ -142,7 +142,7 @@ def _run_row(report: dict, representation: str, cell: "Cell") -> dict:
 # Config fields (paths into its JSON) that came after rows were recorded.
 _ADDED_AFTER_ROWS_WERE_RECORDED = (
     ("ranking", "distribution"), ("data", "files"), ("alignment",),
-    ("ranking", "aligned_sid_codebook"))
+    ("ranking", "aligned_sid_codebook"), ("ranking", "history_table"))
 
 
 def settings_fingerprint(config: config_lib.PipelineConfig) -> str:

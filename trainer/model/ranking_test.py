@@ -176,6 +176,36 @@ def test_same_seed_same_model_different_seed_differs(trained, data):
   assert not np.allclose(a(feats).numpy(), b(feats).numpy())
 
 
+def test_separate_history_table_learns_the_candidate_role_alone(data, tmp_path):
+  config = fast_config("item_id_vocab", history_table="separate", epochs=1)
+  model, before, after = train(config, data)
+  assert after < before
+  cand, past = model.representation, model.history_representation
+  assert cand.table is not past.table and cand.table.name != past.table.name
+  report = model.table_report()
+  assert report["item_table_rows"] == 2 * cand.table_rows
+  assert set(report["item_tables"]) == set(cand.tables()) | {f"history/{k}"
+                                                             for k in cand.tables()}
+  feats = {k: tf.constant(v[:256]) for k, v in data.eval.items()}
+  base = model(feats).numpy()
+  # The history rows move the score only through the history table, the candidate rows only
+  # through the candidate table: zeroing one leaves the other role's input as it was.
+  saved = past.table.numpy()
+  past.table.assign(tf.zeros_like(past.table))
+  no_history = model(feats).numpy()
+  cand_vectors, _ = model.item_vectors(feats)
+  past.table.assign(saved)
+  assert np.abs(no_history - base).max() > 1e-4
+  np.testing.assert_array_equal(cand_vectors.numpy(), model.item_vectors(feats)[0].numpy())
+  # Both tables survive a checkpoint round trip into a fresh model of the same config.
+  path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+  copy = ranking.build_ranking_model(config, data.sizes, example_features=data.train)
+  tf.train.Checkpoint(model=copy).read(path).assert_existing_objects_matched()
+  np.testing.assert_array_equal(copy(feats).numpy(), base)
+  with pytest.raises(ValueError, match="history_table must be one of"):
+    fast_config("item_id_vocab", history_table="own")
+
+
 def test_low_rank_cross_no_history_and_label_shapes(data):
   config = fast_config("sid_unigram", cross_projection_dim=4, use_history=False,
                        optimizer="adagrad", mlp_dims=(16,))
