@@ -27,8 +27,9 @@ demo: install
 	$(VENV)/bin/sidrec run --dataset $(DATASET) --output $(OUTPUT)
 	$(VENV)/bin/sidrec serve-demo --dataset $(DATASET) --output $(OUTPUT)
 
+# The 25 slowest tests are listed at the end: the suite's time budget (README) is watched there.
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25
 
 # Everything but the end-to-end LocalDagRunner runs.
 test-fast: install

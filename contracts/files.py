@@ -21,7 +21,6 @@ def atomic_write_text(path: str, text: str) -> str:
   return path
 
 
-
 def gfile_write_atomic(path: str, data) -> str:
   """`data` (str or bytes) at `path` on any tf.io.gfile file system (gs://, hdfs://, local),
   through `path.tmp` and a rename: a reader never sees it half-written. Returns `path`."""

@@ -15,7 +15,7 @@ from contracts import artifacts
 from contracts import codebook_io
 from contracts import config as config_lib
 from contracts import embeddings_io
-from contracts.files import atomic_write_text
+from contracts.files import atomic_write_text, read_json
 from contracts import semantic_ids_io
 from contracts import trainer_io
 from contracts.registry import codebook_methods
@@ -67,13 +67,6 @@ class RunArtifacts:
   def uri(self, node_id: str, type_name: str) -> Optional[str]:
     found = self.artifacts(node_id, type_name)
     return found[-1].uri if found else None
-
-
-def _read_json(path: str) -> Optional[dict]:
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
 
 
 def build_report(config: config_lib.PipelineConfig, split_stats: dict,
@@ -140,7 +133,7 @@ def alignment_section(config: config_lib.PipelineConfig,
   section = dict(report, uri=uri, stages=alignment_stages(config))
   if "item_id_vocab" in config.representations:
     # Its Trainer is a listed representation's; only exporting the item table is alignment's.
-    train = _read_json(os.path.join(run.uri("ItemIdVocabTrainer", "ModelRun") or "",
+    train = read_json(os.path.join(run.uri("ItemIdVocabTrainer", "ModelRun") or "",
                                     trainer_io.TRAIN_STATS_FILE)) or {}
     section["item_vectors_seconds"] = train.get("item_vectors_seconds")
   return section
@@ -162,7 +155,7 @@ def alignment_stages(config: config_lib.PipelineConfig) -> List[str]:
 def _candidate_model_name(evaluation_uri: str) -> Optional[str]:
   """TFMA names the models "candidate" and "baseline" when the Evaluator had a baseline
   (the model already serving); None when it evaluated one unnamed model."""
-  config = _read_json(os.path.join(evaluation_uri, "eval_config.json")) or {}
+  config = read_json(os.path.join(evaluation_uri, "eval_config.json")) or {}
   specs = config.get("evalConfig", {}).get("modelSpecs", [])
   names = [m.get("name") for m in specs if not m.get("isBaseline")]
   return names[0] if len(specs) > 1 and names and names[0] else None
@@ -233,7 +226,7 @@ def representation_section(config: config_lib.PipelineConfig,
     if evaluation_uri is None:
       continue
     slices = load_slice_metrics(evaluation_uri)
-    train = _read_json(os.path.join(run.uri(f"{prefix}Trainer", "ModelRun") or "",
+    train = read_json(os.path.join(run.uri(f"{prefix}Trainer", "ModelRun") or "",
                                     trainer_io.TRAIN_STATS_FILE)) or {}
     blessing = run.artifacts(f"{prefix}Evaluator", "ModelBlessing")
     baseline_id = (blessing[-1].custom_properties["baseline_model_id"].int_value
@@ -241,7 +234,7 @@ def representation_section(config: config_lib.PipelineConfig,
                    else None)
     blessing = blessing[-1].uri if blessing else None
     gate_uri = run.uri(f"{prefix}ServingGate", "InfraBlessing")
-    serving_check = (_read_json(os.path.join(gate_uri, gate_spec.CHECK_RESULT_FILE))
+    serving_check = (read_json(os.path.join(gate_uri, gate_spec.CHECK_RESULT_FILE))
                      if gate_uri else None)
     pushed = run.artifacts(f"{prefix}Pusher", "PushedModel")
     pushed_to = None

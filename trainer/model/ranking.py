@@ -64,6 +64,9 @@ class SidRankingModel(tfrs.models.Model):
                             and self.representation.output_dim > 0)
     self.history_representation = None  # None: the history shares the candidate's layer
     if self.use_history and config.history_table == "separate":
+      if representation is not None:
+        raise ValueError("history_table='separate' builds the history's layer from "
+                         "config.representation: pass no representation, or use 'shared'")
       with tf.name_scope("history"):  # its variables are told apart by name (checkpoints, PS)
         self.history_representation = R.make_item_representation(
             config.representation, config, sizes, seeds)
@@ -125,9 +128,10 @@ class SidRankingModel(tfrs.models.Model):
     """-> (candidate vectors [B, E], history vectors [B, N, E] or None).
 
     The history items [B, N, ...] are flattened to [B*N, ...] and go through the same layer as
-    the candidates (same weights), or the history's own layer. Two calls rather than one over a stacked [B*(N+1), ...]
-    batch: slicing the candidate back out of a stacked result costs a dense StridedSliceGrad
-    in the backward pass (measured ~10% of a batch-1024 step), two gathers cost nothing extra.
+    the candidates (same weights), or through the history's own layer. Two calls rather than
+    one over a stacked [B*(N+1), ...] batch: slicing the candidate back out of a stacked result
+    costs a dense StridedSliceGrad in the backward pass (measured ~10% of a batch-1024 step),
+    two gathers cost nothing extra.
     """
     rep = self.representation
     names = rep.feature_names
