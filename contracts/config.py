@@ -600,11 +600,14 @@ class PipelineConfig:
   def ranking_for(self, representation: str) -> RankingConfig:
     """The Trainer's ranking section. A Trainer whose codes do not depend on
     aligned_sid_codebook gets its default, so changing it re-runs only the Trainers that read
-    it."""
+    it; likewise history_table for a representation without item vectors (no_item)."""
     ranking = dataclasses.replace(self.ranking, representation=representation)
-    if not representation_registry.get(representation).reads_aligned_sid_codebook():
+    entry = representation_registry.get(representation)
+    if not entry.reads_aligned_sid_codebook():
       ranking = dataclasses.replace(ranking,
                                     aligned_sid_codebook=RankingConfig().aligned_sid_codebook)
+    if not entry.feeds_items():  # no item vectors, no history table to share or not
+      ranking = dataclasses.replace(ranking, history_table=RankingConfig().history_table)
     return ranking
 
   def to_json(self) -> str:

@@ -231,3 +231,13 @@ def test_the_aligned_codebook_choice_reaches_only_the_trainers_that_read_aligned
   assert changed.ranking_for("aligned_moc") == default.ranking_for("aligned_moc")
   assert changed.ranking_for("aligned_sid_spm").aligned_sid_codebook == "rqvae"
   assert changed.codebooks_read("aligned_sid_spm") == ("aligned_rqvae",)
+
+
+def test_a_separate_history_table_reaches_only_the_trainers_with_item_vectors():
+  """The no-item floor has no history table: switching history_table keeps its cache entry."""
+  default = config_lib.PipelineConfig(representations=("no_item", "item_id_vocab"))
+  changed = dataclasses.replace(
+      default, ranking=dataclasses.replace(default.ranking, history_table="separate"))
+  assert changed.ranking_for("no_item") == default.ranking_for("no_item")
+  assert changed.ranking_for("item_id_vocab").history_table == "separate"
+  assert changed.ranking_for("aligned_sid_prefix_ngram").history_table == "separate"

@@ -36,10 +36,16 @@ def write_json(path: str, value) -> str:
   return gfile_write_atomic(path, json.dumps(value, indent=2, sort_keys=True))
 
 
+def exists(path: str) -> bool:
+  """Whether `path` exists, on any tf.io.gfile file system (a gs:// pipeline root included)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return bool(tf.io.gfile.exists(path))
+
+
 def read_json(path: str):
   """The JSON at `path` (any tf.io.gfile file system), or None when there is no such file."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if not tf.io.gfile.exists(path):
+  if not exists(path):
     return None
   with tf.io.gfile.GFile(path) as f:
     return json.load(f)

@@ -15,7 +15,7 @@ from contracts import artifacts
 from contracts import codebook_io
 from contracts import config as config_lib
 from contracts import embeddings_io
-from contracts.files import atomic_write_text, read_json
+from contracts.files import atomic_write_text, exists, read_json
 from contracts import semantic_ids_io
 from contracts import trainer_io
 from contracts.registry import codebook_methods
@@ -178,7 +178,7 @@ def validation_failures(evaluation_uri: str) -> List[str]:
   """One line per threshold the candidate failed, e.g. `auc on item_cohort=new: 0.61 vs the
   baseline: change -0.012, allowed >= -0.002`; [] when it was blessed."""
   import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
-  if not os.path.exists(os.path.join(evaluation_uri, "validations.tfrecord")):
+  if not exists(os.path.join(evaluation_uri, "validations.tfrecord")):
     return []
   result = tfma.load_validation_result(evaluation_uri)
   lines = []
@@ -255,12 +255,12 @@ def representation_section(config: config_lib.PipelineConfig,
         "train_examples_per_sec": train.get("train_examples_per_sec"),
         "train_input": train.get("input"),
         "seed": train.get("seed"),
-        "blessed": bool(blessing and os.path.exists(os.path.join(blessing, "BLESSED"))),
+        "blessed": bool(blessing and exists(os.path.join(blessing, "BLESSED"))),
         # The latest blessed model of the same representation, if there was one.
         "baseline_model_id": baseline_id,
         "failed_thresholds": validation_failures(evaluation_uri),
         "serving_check": None if serving_check is None else {
-            "passed": os.path.exists(os.path.join(gate_uri, gate_spec.BLESSED_FILE)),
+            "passed": exists(os.path.join(gate_uri, gate_spec.BLESSED_FILE)),
             "warmup_records": serving_check.get("warmup_records"),
             "records_answered": serving_check.get("records"),
             "error": serving_check.get("error")},

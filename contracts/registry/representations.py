@@ -32,6 +32,8 @@ class Representation:
   raw_counterpart: str = ""
   # Reads the SentencePiece sub-ID tokens of its codebook's SIDs.
   spm: bool = False
+  # Gives the ranker item vectors (candidate and history); False only for the no-item floor.
+  item_vectors: bool = True
 
   def codebooks(self, sid_codebook: str, aligned_sid_codebook: str) -> Tuple[str, ...]:
     """The codebooks whose codes this representation (or its parts) reads."""
@@ -55,6 +57,10 @@ class Representation:
     return self.codebook == ALIGNED_SID_CODEBOOK or any(
         get(p).reads_aligned_sid_codebook() for p in self.parts)
 
+  def feeds_items(self) -> bool:
+    """Gives the ranker item vectors, so ranking.use_history / history_table apply to it."""
+    return self.item_vectors
+
   def reads_aligned(self) -> bool:
     """Needs the alignment stage (the item_id_vocab Trainer's table and the ContentAligner)."""
     return self.aligned or any(get(p).reads_aligned() for p in self.parts)
@@ -65,7 +71,7 @@ REPRESENTATIONS: Dict[str, Representation] = {r.name: r for r in (
                    summary="hashed item ID, random_id_rows rows (the papers' baseline)"),
     Representation("item_id_vocab", f"{_MODULE}.ids:item_id_vocab",
                    summary="one row per training item + item_oov_buckets rows for unseen items"),
-    Representation("no_item", f"{_MODULE}.ids:no_item",
+    Representation("no_item", f"{_MODULE}.ids:no_item", item_vectors=False,
                    summary="no item input at all: the user-features-only floor"),
     Representation("dense_content", f"{_MODULE}.content:dense_content", needs_content=True,
                    summary="linear projection of the frozen content embedding"),

@@ -67,7 +67,10 @@ class SidRankingModel(tfrs.models.Model):
       if representation is not None:
         raise ValueError("history_table='separate' builds the history's layer from "
                          "config.representation: pass no representation, or use 'shared'")
-      with tf.name_scope("history"):  # its variables are told apart by name (checkpoints, PS)
+      # The scope names the tables built here (history/...), so the parameter-server shards
+      # of the two tables stay apart; layers built lazily on first call are not renamed
+      # (checkpoints match by object, not name).
+      with tf.name_scope("history"):
         self.history_representation = R.make_item_representation(
             config.representation, config, sizes, seeds)
     self.user_vocab = sizes.user_vocab()

@@ -204,6 +204,8 @@ def test_separate_history_table_learns_the_candidate_role_alone(data, tmp_path):
   np.testing.assert_array_equal(copy(feats).numpy(), base)
   with pytest.raises(ValueError, match="history_table must be one of"):
     fast_config("item_id_vocab", history_table="own")
+  with pytest.raises(ValueError, match="pass no representation"):
+    ranking.SidRankingModel(config, data.sizes, representation=cand)
 
 
 def test_low_rank_cross_no_history_and_label_shapes(data):
