@@ -606,7 +606,7 @@ class PipelineConfig:
     if not entry.reads_aligned_sid_codebook():
       ranking = dataclasses.replace(ranking,
                                     aligned_sid_codebook=RankingConfig().aligned_sid_codebook)
-    if not entry.feeds_items():  # no item vectors, no history table to share or not
+    if not entry.item_vectors:  # no history table to share or not
       ranking = dataclasses.replace(ranking, history_table=RankingConfig().history_table)
     return ranking
 

@@ -134,7 +134,7 @@ def alignment_section(config: config_lib.PipelineConfig,
   if "item_id_vocab" in config.representations:
     # Its Trainer is a listed representation's; only exporting the item table is alignment's.
     train = read_json(os.path.join(run.uri("ItemIdVocabTrainer", "ModelRun") or "",
-                                    trainer_io.TRAIN_STATS_FILE)) or {}
+                                   trainer_io.TRAIN_STATS_FILE)) or {}
     section["item_vectors_seconds"] = train.get("item_vectors_seconds")
   return section
 
@@ -227,7 +227,7 @@ def representation_section(config: config_lib.PipelineConfig,
       continue
     slices = load_slice_metrics(evaluation_uri)
     train = read_json(os.path.join(run.uri(f"{prefix}Trainer", "ModelRun") or "",
-                                    trainer_io.TRAIN_STATS_FILE)) or {}
+                                   trainer_io.TRAIN_STATS_FILE)) or {}
     blessing = run.artifacts(f"{prefix}Evaluator", "ModelBlessing")
     baseline_id = (blessing[-1].custom_properties["baseline_model_id"].int_value
                    if blessing and "baseline_model_id" in blessing[-1].custom_properties

@@ -32,7 +32,8 @@ class Representation:
   raw_counterpart: str = ""
   # Reads the SentencePiece sub-ID tokens of its codebook's SIDs.
   spm: bool = False
-  # Gives the ranker item vectors (candidate and history); False only for the no-item floor.
+  # Gives the ranker item vectors (candidate and history), so ranking.use_history and
+  # history_table apply to it; False only for the no-item floor.
   item_vectors: bool = True
 
   def codebooks(self, sid_codebook: str, aligned_sid_codebook: str) -> Tuple[str, ...]:
@@ -56,10 +57,6 @@ class Representation:
     """Its codes depend on ranking.aligned_sid_codebook (aligned_sid_* and their hybrids)."""
     return self.codebook == ALIGNED_SID_CODEBOOK or any(
         get(p).reads_aligned_sid_codebook() for p in self.parts)
-
-  def feeds_items(self) -> bool:
-    """Gives the ranker item vectors, so ranking.use_history / history_table apply to it."""
-    return self.item_vectors
 
   def reads_aligned(self) -> bool:
     """Needs the alignment stage (the item_id_vocab Trainer's table and the ContentAligner)."""
