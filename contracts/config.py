@@ -284,6 +284,11 @@ class AlignmentConfig:
   mlp_hidden_dim: int = 128
   mlp_epochs: int = 300
   mlp_learning_rate: float = 3e-3
+  # L2 penalty on both weight matrices (standardised inputs and targets). ~2,800 fit items
+  # against 384 x 128 weights overfit without it: on ML-1M (codebook seed 0, 5 folds) the
+  # cross-fitted R^2 was -0.44 at 1e-4 (in-sample 0.85), 0.117 at 1e-2 and 0.118 at 3e-2,
+  # against ridge's 0.103; 0.068 at 1e-1.
+  mlp_weight_decay: float = 1e-2
 
   def __post_init__(self):
     if self.method not in ALIGNMENT_METHODS:
@@ -295,9 +300,10 @@ class AlignmentConfig:
     if not self.ridge_alphas or min(self.ridge_alphas) <= 0:
       raise ValueError(f"alignment.ridge_alphas must be positive penalties, got "
                        f"{list(self.ridge_alphas)}")
-    if self.mlp_hidden_dim < 1 or self.mlp_epochs < 1 or not self.mlp_learning_rate > 0:
-      raise ValueError("alignment needs mlp_hidden_dim >= 1, mlp_epochs >= 1 and "
-                       "mlp_learning_rate > 0")
+    if (self.mlp_hidden_dim < 1 or self.mlp_epochs < 1 or not self.mlp_learning_rate > 0
+        or not self.mlp_weight_decay >= 0):
+      raise ValueError("alignment needs mlp_hidden_dim >= 1, mlp_epochs >= 1, "
+                       "mlp_learning_rate > 0 and mlp_weight_decay >= 0")
 
 
 @dataclasses.dataclass(frozen=True)

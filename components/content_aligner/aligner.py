@@ -5,6 +5,7 @@
                        alpha per fit by exact leave-one-out error (from one SVD of Xc:
                        H = U diag(s^2 / (s^2 + alpha)) U^T + 1/n, e_loo = e / (1 - h_ii))
                 mlp    f(x) = relu(x W1 + b1) W2 + b2, full-batch Adam on the squared error
+                       plus mlp_weight_decay (||W1||^2 + ||W2||^2)
     cross-fit   the fit items in `folds` folds; a fit item's aligned vector is f_{-k}(x), the
                 map fit on the other folds; every other item (new, or too rare to fit on)
                 gets f(x) of the map fit on all fit items, the map the exported ranker embeds
@@ -112,8 +113,7 @@ class MlpMap:
     def step():
       with tf.GradientTape() as tape:
         prediction = tf.nn.relu(xs @ w1 + b1) @ w2 + b2
-        # A small weight penalty: ~2,800 items against 384 x 128 weights overfit without it.
-        loss = tf.reduce_mean((prediction - ys) ** 2) + 1e-4 * (
+        loss = tf.reduce_mean((prediction - ys) ** 2) + config.mlp_weight_decay * (
             tf.reduce_sum(w1 ** 2) + tf.reduce_sum(w2 ** 2))
       optimizer.apply_gradients(zip(tape.gradient(loss, params), params))
 
