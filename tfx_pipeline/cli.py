@@ -438,7 +438,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 def _cmd_run_compiled(args: argparse.Namespace) -> int:
   from tfx_pipeline import kubeflow_local_launcher
   try:
-    result = kubeflow_local_launcher.run_compiled(args.pipeline_json, args.pipeline_root)
+    result = kubeflow_local_launcher.run_compiled(args.pipeline_json, args.pipeline_root,
+                                                  parallelism=args.parallelism)
   except (ValueError, kubeflow_local_launcher.LaunchError) as e:
     raise UsageError(str(e)) from e
   print(f"Job {result['job']} finished; its artifacts are under {result['job_dir']}")
@@ -580,6 +581,9 @@ def make_parser() -> argparse.ArgumentParser:
   p.add_argument("pipeline_json", help="the PipelineJob JSON `sidrec compile-kubeflow` wrote")
   p.add_argument("--pipeline-root", help="local directory for the run's artifacts and the "
                  "ledger resolvers query (default: the job's gcsOutputDirectory, if local)")
+  p.add_argument("--parallelism", type=int, default=None, metavar="N",
+                 help="run at most N tasks at a time, each once its upstream tasks finished "
+                 "(default: one per core; 1: one at a time, in dependency order)")
   p.set_defaults(func=_cmd_run_compiled)
 
   from serving import client as serving_client  # argparse only: no TensorFlow import

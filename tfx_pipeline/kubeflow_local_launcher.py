@@ -1,8 +1,10 @@
 """`sidrec run-compiled`: a local stand-in for the Kubeflow Pipelines backend.
 
 Runs the PipelineJob JSON that `sidrec compile-kubeflow` writes (KubeflowV2DagRunner) on this
-machine, the way the KFP backend runs it: the tasks of `root.dag` in dependency order, one at a
-time (the blessing resolvers, which depend on nothing, run first, as KFP starts them at once).
+machine, the way the KFP backend runs it: each task of `root.dag` starts once the tasks it
+depends on have finished, as many at once as `parallelism` allows (default: one per core; KFP
+starts every ready task at once). Resolvers are answered as soon as they are ready, so the
+blessing resolvers, which depend on nothing, run before anything else.
 
 - A **container** task runs its container's command and arguments in a subprocess, with
   `{{$}}` replaced by the ExecutorInput JSON (TFX's
@@ -25,12 +27,13 @@ time (the blessing resolvers, which depend on nothing, run first, as KFP starts 
   and runs under the same pipeline root (tfx_pipeline/kubeflow_local_ledger.py).
 
 What it does not do: no containers or images, no caching (every task runs, as with caching
-off), no retries, no parallel tasks, no resource limits. Importer and custom-job executors,
+off), no retries, no resource limits. Importer and custom-job executors,
 sub-DAGs, conditions, loops, exit handlers, output parameters, placeholders other than `{{$}}`
 and commands other than `python ...` fail before anything runs, naming the task; so does a
 resolver query of a form the ledger does not evaluate (kubeflow_local_ledger.py lists them). Per-task logs: `<root>/<job>/logs/<task>.log`.
 """
 import collections
+import concurrent.futures
 import json
 import os
 import sys
@@ -61,12 +64,17 @@ def load_job(path: str) -> dict:
   return job
 
 
-def dependency_order(tasks: Dict[str, dict]) -> List[str]:
-  """Kahn's order, first come first served: tasks ready at the start run first."""
-  upstream = {name: set(task.get("dependentTasks", [])) | {
+def _upstream(tasks: Dict[str, dict]) -> Dict[str, set]:
+  """Each task's upstream tasks: its `dependentTasks` and the producers of its inputs."""
+  return {name: set(task.get("dependentTasks", [])) | {
       a["taskOutputArtifact"]["producerTask"]
       for a in task.get("inputs", {}).get("artifacts", {}).values() if "taskOutputArtifact" in a}
       for name, task in tasks.items()}
+
+
+def dependency_order(tasks: Dict[str, dict]) -> List[str]:
+  """Kahn's order, first come first served: tasks ready at the start run first."""
+  upstream = _upstream(tasks)
   for name, ups in upstream.items():
     if ups - set(tasks):
       raise LaunchError(f"task {name}: depends on unknown task(s) {sorted(ups - set(tasks))}")
@@ -170,28 +178,68 @@ class _Job:
   def _root_parameter(self, name: str) -> dict:
     return self.spec["root"].get("inputDefinitions", {}).get("parameters", {}).get(name, {})
 
-  def run(self) -> dict:
+  def run(self, parallelism: int = 1) -> dict:
+    """Runs the plan: a task starts once every task it depends on has finished, at most
+    `parallelism` container tasks at a time (each a blocking subprocess, so threads suffice);
+    resolvers are answered as soon as they are ready, before any container starts. With 1 the
+    tasks run one at a time in dependency order. After a failure nothing new starts; the tasks
+    still running finish and are recorded, then the first failure is raised."""
     plan = self.plan()
+    position = {step[0]: i for i, step in enumerate(plan)}
+    upstream = _upstream(self.spec["root"]["dag"]["tasks"])
     produced: Dict[str, Dict[str, List[dict]]] = {}
     result = {"job": self.name, "job_dir": self.dir, "tasks": {}}
-    print(f"Running {self.pipeline} ({len(plan)} tasks) as job {self.name} under {self.root}",
+    print(f"Running {self.pipeline} ({len(plan)} tasks) as job {self.name} under {self.root}"
+          + (f", up to {parallelism} tasks at a time" if parallelism > 1 else ""),
           file=self.stream, flush=True)
-    for i, (name, task, component, kind, body) in enumerate(plan, 1):
-      start = time.time()
-      inputs = _input_artifacts(task, component, produced)
-      if kind == "resolver":
-        outputs = resolve(name, body, component, self.ledger, self.pipeline, inputs)
-        how = "resolved " + (", ".join(f"{k}: {len(v)}" for k, v in outputs.items()) or "-")
-      else:
-        legacy, values = self.parameters(name, task, component)
-        outputs = kubeflow_local_container.run_task(self, name, component, body, inputs,
-                                                    legacy, values)
-        how = "done"
-        self.ledger.record(self.pipeline, self.name, name, outputs)
+    pending = list(plan)
+    running: Dict[concurrent.futures.Future, tuple] = {}
+    failure: Optional[BaseException] = None
+
+    def finish(name: str, kind: str, how: str, outputs: dict, start: float) -> None:
       produced[name] = outputs
       seconds = time.time() - start
       result["tasks"][name] = {"outputs": outputs, "seconds": round(seconds, 2), "kind": kind}
-      print(f"[{i}/{len(plan)}] {name} {how} in {seconds:.1f}s", file=self.stream, flush=True)
+      print(f"[{len(produced)}/{len(plan)}] {name} {how} in {seconds:.1f}s", file=self.stream,
+            flush=True)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=parallelism) as pool:
+      while True:
+        started = True
+        while started and failure is None:
+          started = False
+          for step in list(pending):
+            name, task, component, kind, body = step
+            if not upstream[name] <= set(produced) or (
+                kind == "container" and len(running) >= parallelism):
+              continue
+            pending.remove(step)
+            started, start = True, time.time()
+            inputs = _input_artifacts(task, component, produced)
+            if kind == "resolver":
+              outputs = resolve(name, body, component, self.ledger, self.pipeline, inputs)
+              finish(name, kind, "resolved " + (
+                  ", ".join(f"{k}: {len(v)}" for k, v in outputs.items()) or "-"),
+                  outputs, start)
+            else:
+              legacy, values = self.parameters(name, task, component)
+              running[pool.submit(kubeflow_local_container.run_task, self, name, component,
+                                  body, inputs, legacy, values)] = (name, start)
+        if not running:
+          break
+        finished, _ = concurrent.futures.wait(running,
+                                              return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in sorted(finished, key=lambda f: position[running[f][0]]):
+          name, start = running.pop(future)
+          try:
+            outputs = future.result()
+          except BaseException as e:  # pylint: disable=broad-except
+            failure = failure or e
+            continue
+          self.ledger.record(self.pipeline, self.name, name, outputs)
+          finish(name, "container", "done", outputs, start)
+    if failure is not None:
+      raise failure
     return result
 
 
@@ -215,14 +263,25 @@ def _input_artifacts(task: dict, component: dict, produced: dict) -> Dict[str, L
 
 
 def run_compiled(job_file: str, pipeline_root: Optional[str] = None,
-                 parameter_values: Optional[dict] = None, stream=None) -> dict:
+                 parameter_values: Optional[dict] = None, stream=None,
+                 parallelism: Optional[int] = None) -> dict:
   """Runs a compiled PipelineJob JSON; returns {job, job_dir, tasks: {name: {outputs,
   seconds, kind}}}. `pipeline_root` defaults to the job's runtimeConfig.gcsOutputDirectory
-  (a local directory). Raises ValueError for a file that is not a PipelineJob, LaunchError for
-  a task that cannot run or fails."""
+  (a local directory); `parallelism`, the most container tasks at a time, to this machine's
+  cores. Raises ValueError for a file that is not a PipelineJob, LaunchError for a task that
+  cannot run or fails."""
+  parallelism = default_parallelism() if parallelism is None else parallelism
+  if parallelism < 1:
+    raise ValueError(f"the parallelism must be at least 1 task at a time (got {parallelism})")
   job = load_job(job_file)
   root = pipeline_root or job.get("runtimeConfig", {}).get("gcsOutputDirectory", "")
   if not root or "://" in root:
     raise ValueError(f"the pipeline root must be a local directory (got {root!r}): give "
                      "--pipeline-root DIR")
-  return _Job(job, root, parameter_values, stream).run()
+  return _Job(job, root, parameter_values, stream).run(parallelism)
+
+
+def default_parallelism() -> int:
+  """One container task per core: KFP starts every ready task at once, but each task here is a
+  process on this machine (most of a small task is one core importing TensorFlow, ~13 s)."""
+  return os.cpu_count() or 1

@@ -20,6 +20,7 @@ metadata key is absent (the first run: no blessed model yet) resolves to nothing
 import json
 import os
 import re
+import threading
 import time
 from typing import Dict, List, Optional
 
@@ -71,11 +72,14 @@ class Ledger:
           files.atomic_write_text(self.path, "".join(json.dumps(r, sort_keys=True) + "\n"
                                                      for r in self.records))
     self._next_id = max((r["id"] for r in self.records), default=0) + 1
+    # Tasks running at once take names from their own threads (kubeflow_local_launcher).
+    self._names = threading.Lock()
 
   def new_name(self) -> str:
     """The name (id) an output artifact gets before its task runs."""
-    name = str(self._next_id)
-    self._next_id += 1
+    with self._names:
+      name = str(self._next_id)
+      self._next_id += 1
     return name
 
   def record(self, pipeline: str, job: str, task: str, outputs: Dict[str, List[dict]]) -> None:
