@@ -218,6 +218,7 @@ def test_the_compiled_spec_runs_and_its_evaluators_match_the_local_run(first_loc
   model is pushed."""
   from tfx_pipeline import kubeflow_v2_runner
   from tfx_pipeline import local_runner
+  from tfx_pipeline import pipeline
   from tfx_pipeline import report as report_lib
   from tfx_pipeline.pipeline import component_prefix
   config, local = first_local_run.config, first_local_run.report
@@ -225,13 +226,18 @@ def test_the_compiled_spec_runs_and_its_evaluators_match_the_local_run(first_loc
   # and two of its representations, one reading SIDs and one content embeddings: every task
   # is a fresh process importing TensorFlow (~13 s), and the stages up to the Packer do not
   # depend on the representation list, so the two models must still be the local run's.
+  # Without RQ-KMeans too: its codes are trained for the report only (never joined), so the
+  # Joiner's and Transform's inputs are the local run's. (So no compiled run here has a task
+  # whose outputs nothing downstream reads; LocalDagRunner runs them in test_pipeline_e2e.)
+  assert "rqkmeans" not in pipeline.joined_codebooks(config)
   compiled = dataclasses.replace(config, beam_pipeline_args=local_runner.local_beam_args(config),
-                                 representations=("sid_spm", "dense_content"))
+                                 representations=("sid_spm", "dense_content"),
+                                 codebook_methods=tuple(pipeline.joined_codebooks(config)))
   root, serving = str(tmp_path / "kfp-root"), str(tmp_path / "kfp-serving")
   job_file = kubeflow_v2_runner.compile_pipeline(
       compiled, output_file=str(tmp_path / "pipeline.json"), image="example.com/sidrec:test",
       pipeline_root=root, data_dir=os.path.abspath(config.data_dir), serving_dir=serving)
-  result = launcher.run_compiled(job_file, root)
+  result = launcher.run_compiled(job_file, root, parallelism=2)
 
   with open(job_file) as f:
     assert set(result["tasks"]) == set(json.load(f)["pipelineSpec"]["root"]["dag"]["tasks"])
@@ -371,3 +377,87 @@ def test_a_ledger_cut_off_mid_line_by_a_killed_run_keeps_its_whole_records(tmp_p
     f.write('{"id": 2, "na\n' + json.dumps({"id": 3, "name": "3"}) + "\n")
   with pytest.raises(ledger_lib.LaunchError, match=r"line 1 is not a ledger record"):
     ledger_lib.Ledger(str(tmp_path))
+
+
+# A task that sleeps, and reports when it started and ended, as its output's metadata.
+_TIMED = ("import json, sys, time; ei = json.loads(sys.argv[1]); start = time.time(); "
+          "time.sleep(float(sys.argv[2])); "
+          "json.dump({'artifacts': {k: {'artifacts': [{'metadata': {'start': start, "
+          "'end': time.time()}}]} for k in ei['outputs']['artifacts']}}, "
+          "open(ei['outputs']['outputFile'], 'w'))")
+
+
+def _timed_job(fail: str = "") -> dict:
+  """Left and Right depend on nothing, Join on both; `fail` names a task that exits 3."""
+  def task(name, after=()):
+    return {"taskInfo": {"name": name}, "componentRef": {"name": name},
+            "dependentTasks": list(after)}
+  def executor(name, seconds):
+    code = "import sys; sys.exit(3)" if name == fail else _TIMED
+    return _container(args=("{{$}}", str(seconds)), command=("python", "-c", code))
+  names = {"Left": (), "Right": (), "Join": ("Left", "Right")}
+  components = {n: {"executorLabel": f"{n}_executor",
+                    "outputDefinitions": {"artifacts": {"out": _EXAMPLES}}} for n in names}
+  executors = {"Left_executor": executor("Left", 3.0), "Right_executor": executor("Right", 0.2),
+               "Join_executor": executor("Join", 0)}
+  return _job({n: task(n, after) for n, after in names.items()}, components, executors)
+
+
+def _span(result, task):
+  metadata = result["tasks"][task]["outputs"]["out"][0]["metadata"]
+  return metadata["start"], metadata["end"]
+
+
+def test_independent_tasks_run_at_once_and_a_task_waits_for_all_it_depends_on(tmp_path):
+  job_file = _write(tmp_path, _timed_job())
+  result = launcher.run_compiled(job_file, str(tmp_path / "root"), parallelism=2)
+  (left_start, left_end), (right_start, right_end) = _span(result, "Left"), _span(result, "Right")
+  assert right_start < left_end and left_start < right_end  # they overlapped
+  assert _span(result, "Join")[0] >= max(left_end, right_end)
+  # Recorded as they finished: the short Right before the long Left.
+  assert [r["task"] for r in ledger_lib.Ledger(str(tmp_path / "root")).records] == [
+      "Right", "Left", "Join"]
+  # One at a time: in dependency order, none overlapping.
+  serial = launcher.run_compiled(job_file, str(tmp_path / "serial"), parallelism=1)
+  spans = [_span(serial, t) for t in ("Left", "Right", "Join")]
+  assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+
+
+def test_a_task_failing_beside_a_running_one_lets_it_finish_and_be_recorded(tmp_path):
+  root = tmp_path / "root"
+  with pytest.raises(launcher.LaunchError, match=r"^task Right: the executor exited with "
+                                                 r"status 3"):
+    launcher.run_compiled(_write(tmp_path, _timed_job(fail="Right")), str(root), parallelism=2)
+  # Left was running when Right failed: it finished and is in the ledger; Join never started.
+  assert [r["task"] for r in ledger_lib.Ledger(str(root)).records] == ["Left"]
+  (job_dir,) = [p for p in root.iterdir() if p.is_dir()]
+  assert (job_dir / "Left").is_dir() and not (job_dir / "Join").exists()
+
+
+def test_an_interrupted_run_stops_its_running_tasks(tmp_path):
+  """SIGINT to `sidrec run-compiled` alone (not its process group): the task processes it
+  started are stopped, not left running, and the command exits."""
+  import signal
+  import subprocess
+  import sys
+  import time
+  pid_file = tmp_path / "task.pid"
+  code = (f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+          "time.sleep(120)")
+  job = _job({"Slow": {"taskInfo": {"name": "Slow"}, "componentRef": {"name": "Slow"}}},
+             {"Slow": {"executorLabel": "Slow_executor"}},
+             {"Slow_executor": _container(args=("{{$}}",), command=("python", "-c", code))})
+  sidrec = os.path.join(os.path.dirname(sys.executable), "sidrec")
+  run = subprocess.Popen([sidrec, "run-compiled", _write(tmp_path, job), "--pipeline-root",
+                          str(tmp_path / "root")], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+  deadline = time.time() + 120
+  while not pid_file.exists() or not pid_file.read_text():
+    assert run.poll() is None and time.time() < deadline, run.stdout.read()
+    time.sleep(0.2)
+  task_pid = int(pid_file.read_text())
+  run.send_signal(signal.SIGINT)
+  run.communicate(timeout=60)
+  assert run.returncode != 0
+  with pytest.raises(ProcessLookupError):
+    os.kill(task_pid, 0)  # the task's process is gone

@@ -11,6 +11,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from typing import Dict, List
 
 from tfx_pipeline.kubeflow_local_ledger import LaunchError
@@ -20,6 +22,8 @@ EXECUTOR_INPUT = "{{$}}"
 _PYTHON = ("python", "python3")
 # What the image sets for every process (tfx_pipeline/kubeflow_v2_runner.py).
 IMAGE_ENV = {"TF_USE_LEGACY_KERAS": "1"}
+# Guards every job's `task_processes`, the processes an interrupted run stops (stop_all).
+_RUNNING_LOCK = threading.Lock()
 
 
 def check(task: str, container: dict) -> None:
@@ -89,20 +93,20 @@ def run_task(job, task: str, component: dict, container: dict, inputs: Dict[str,
 
   hook = container.get("lifecycle", {}).get("preCacheCheck")
   if hook:
-    _execute(task, "driver", hook, executor_input(), task_root, log_path, container)
+    _execute(job, task, "driver", hook, executor_input(), task_root, log_path, container)
     driver_output = _read_output(output_file)
     for key, value in driver_output.get("parameterValues", {}).items():
       values[key] = value
       legacy[key] = to_legacy(value, declared.get(key, {}))
     legacy.update(driver_output.get("parameters", {}))
     _merge(outputs, driver_output)
-  _execute(task, "executor", container, executor_input(), task_root, log_path, container)
+  _execute(job, task, "executor", container, executor_input(), task_root, log_path, container)
   _merge(outputs, _read_output(output_file))
   return outputs
 
 
-def _execute(task: str, step: str, spec: dict, executor_input: dict, cwd: str, log_path: str,
-             container: dict) -> None:
+def _execute(job, task: str, step: str, spec: dict, executor_input: dict, cwd: str,
+             log_path: str, container: dict) -> None:
   payload = json.dumps(executor_input, sort_keys=True)
   argv = [sys.executable] + list(spec["command"][1:]) + [
       payload if arg == EXECUTOR_INPUT else arg for arg in spec.get("args", [])]
@@ -112,11 +116,32 @@ def _execute(task: str, step: str, spec: dict, executor_input: dict, cwd: str, l
   with open(log_path, "a") as log:
     log.write(f"==== {step}: {json.dumps(argv)}\n")
     log.flush()
-    code = subprocess.run(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                          check=False).returncode
+    with _RUNNING_LOCK:
+      process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+      job.task_processes.add(process)
+    try:
+      code = process.wait()
+    finally:
+      with _RUNNING_LOCK:
+        job.task_processes.discard(process)
   if code:
     raise LaunchError(f"task {task}: the {step} exited with status {code} "
                       f"({_last_line(log_path)}); log: {log_path}")
+
+
+def stop_all(job, grace_seconds: float = 10.0) -> None:
+  """Terminates the job's running task processes (then kills what outlives the grace)."""
+  with _RUNNING_LOCK:
+    processes = list(job.task_processes)
+  for process in processes:
+    process.terminate()
+  deadline = time.time() + grace_seconds
+  for process in processes:
+    try:
+      process.wait(max(0.0, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+      process.kill()
+      process.wait()
 
 
 def _last_line(path: str) -> str:

@@ -2,8 +2,8 @@
 
 Runs the PipelineJob JSON that `sidrec compile-kubeflow` writes (KubeflowV2DagRunner) on this
 machine, the way the KFP backend runs it: each task of `root.dag` starts once the tasks it
-depends on have finished, as many at once as `parallelism` allows (default: one per core; KFP
-starts every ready task at once). Resolvers are answered as soon as they are ready, so the
+depends on have finished, as many at once as `parallelism` allows (default: one per core, at
+most 4; KFP starts every ready task at once). Resolvers are answered as soon as they are ready, so the
 blessing resolvers, which depend on nothing, run before anything else.
 
 - A **container** task runs its container's command and arguments in a subprocess, with
@@ -102,6 +102,7 @@ class _Job:
     self.runtime = dict(_runtime_values(job.get("runtimeConfig", {})), **(parameter_values or {}))
     self.stream = stream or sys.stdout
     self.ledger = Ledger(self.root)
+    self.task_processes: set = set()  # of the tasks running now (kubeflow_local_container)
     stamp = time.strftime("%Y%m%d%H%M%S")
     self.name = f"{self.pipeline}-{stamp}"
     n = 1
@@ -181,9 +182,10 @@ class _Job:
   def run(self, parallelism: int = 1) -> dict:
     """Runs the plan: a task starts once every task it depends on has finished, at most
     `parallelism` container tasks at a time (each a blocking subprocess, so threads suffice);
-    resolvers are answered as soon as they are ready, before any container starts. With 1 the
-    tasks run one at a time in dependency order. After a failure nothing new starts; the tasks
-    still running finish and are recorded, then the first failure is raised."""
+    a resolver is answered as soon as it is ready. With 1 the tasks run one at a time in
+    dependency order. After a task fails nothing new starts: the tasks still running finish
+    and are recorded, then the first failure is raised. An interrupt (or any error here) stops
+    the running tasks' processes."""
     plan = self.plan()
     position = {step[0]: i for i, step in enumerate(plan)}
     upstream = _upstream(self.spec["root"]["dag"]["tasks"])
@@ -194,7 +196,7 @@ class _Job:
           file=self.stream, flush=True)
     pending = list(plan)
     running: Dict[concurrent.futures.Future, tuple] = {}
-    failure: Optional[BaseException] = None
+    failures: List[BaseException] = []
 
     def finish(name: str, kind: str, how: str, outputs: dict, start: float) -> None:
       produced[name] = outputs
@@ -203,10 +205,11 @@ class _Job:
       print(f"[{len(produced)}/{len(plan)}] {name} {how} in {seconds:.1f}s", file=self.stream,
             flush=True)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=parallelism) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=parallelism)
+    try:
       while True:
         started = True
-        while started and failure is None:
+        while started and not failures:
           started = False
           for step in list(pending):
             name, task, component, kind, body = step
@@ -233,13 +236,20 @@ class _Job:
           name, start = running.pop(future)
           try:
             outputs = future.result()
-          except BaseException as e:  # pylint: disable=broad-except
-            failure = failure or e
+          except Exception as e:  # pylint: disable=broad-except
+            failures.append(e)
+            print(f"{name} failed: {e}", file=self.stream, flush=True)
             continue
           self.ledger.record(self.pipeline, self.name, name, outputs)
           finish(name, "container", "done", outputs, start)
-    if failure is not None:
-      raise failure
+    except BaseException:
+      kubeflow_local_container.stop_all(self)
+      raise
+    finally:
+      pool.shutdown(wait=True, cancel_futures=True)
+    if failures:
+      raise failures[0]
+    assert not pending, f"tasks never became ready: {[step[0] for step in pending]}"
     return result
 
 
@@ -281,7 +291,12 @@ def run_compiled(job_file: str, pipeline_root: Optional[str] = None,
   return _Job(job, root, parameter_values, stream).run(parallelism)
 
 
+# KFP starts every ready task at once, but each task here is a process on this machine, and
+# one of a real pipeline's Trainers or Transforms holds 1-3 GB.
+MAX_DEFAULT_PARALLELISM = 4
+
+
 def default_parallelism() -> int:
-  """One container task per core: KFP starts every ready task at once, but each task here is a
-  process on this machine (most of a small task is one core importing TensorFlow, ~13 s)."""
-  return os.cpu_count() or 1
+  """One container task per core this process may use (most of a small task is one core
+  importing TensorFlow, ~13 s), at most MAX_DEFAULT_PARALLELISM."""
+  return max(1, min(len(os.sched_getaffinity(0)), MAX_DEFAULT_PARALLELISM))
