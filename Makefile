@@ -28,12 +28,15 @@ demo: install
 	$(VENV)/bin/sidrec serve-demo --dataset $(DATASET) --output $(OUTPUT)
 
 # The 25 slowest tests are listed at the end: the suite's time budget (README) is watched there.
+# TEST_WORKERS pytest-xdist workers (one per core of the 2-core CI machine; each end-to-end run
+# holds a TensorFlow process of 1-3 GB, so not one per core of a large machine).
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider --durations=25
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=25
 
 # Everything but the end-to-end LocalDagRunner runs.
 test-fast: install
-	$(PY) -m pytest -q -p no:cacheprovider -m "not e2e"
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) -m "not e2e"
 
 # The whole suite in a random order (pytest-random-order, shuffled within each module): the
 # tests must not depend on the order they run in. The seed is printed at the top.

@@ -37,7 +37,7 @@ def alignment_config(output_dir: str) -> config_lib.PipelineConfig:
   from tests.test_pipeline_e2e import small_synthetic_config  # pylint: disable=g-import-not-at-top
   config = small_synthetic_config(output_dir)
   config = dataclasses.replace(config, codebook_methods=("rqvae",),
-                               representations=("item_id_vocab",) + ALIGNED)
+                               representations=ALIGNED)
   config = config_lib.replace_section(config, "alignment", min_train_interactions=5)
   return config_lib.with_dataset_defaults(config)
 
@@ -106,8 +106,16 @@ def runs(tmp_path_factory):
   local_runner.ensure_data(a)
   shutil.copytree(a.data_dir, b.data_dir)
   changed = _rewrite_eval_split(b.data_dir)
-  for config in (a, b):
-    _run(config, to_nodes=list(PARTIAL_END))
+  # The two runs are independent (own roots and metadata stores): b in a fresh process while
+  # a runs here, each mostly one busy core.
+  import multiprocessing  # pylint: disable=g-import-not-at-top
+  from concurrent import futures  # pylint: disable=g-import-not-at-top
+  with futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    other = pool.submit(_run, b, list(PARTIAL_END))
+    try:
+      _run(a, to_nodes=list(PARTIAL_END))
+    finally:
+      other.result()
   return a, b, changed
 
 

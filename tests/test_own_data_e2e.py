@@ -19,6 +19,8 @@ through `sidrec predict --user-feature`, and a MovieLens field is refused in one
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -61,14 +63,31 @@ def runs(tmp_path_factory):
   files = dataclasses.replace(files, interactions=parquet.interactions)
   reference = root / "dataset"
   own = root / "files"
-  assert cli.main(["run", "--config", str(config_file), "--dataset", "ml-100k",
-                   "--output", str(reference)]) == 0
-  assert cli.main([
-      "run", "--config", str(config_file), "--output", str(own),
-      "--interactions", files.interactions, "--catalog", files.catalog,
-      "--columns", "user=uid,item=sku,time=ts,rating=stars,title=title,"
-      "genres=genres,release=year", "--positive-threshold", "4",
-      "--user-features", "age,gender,occupation"]) == 0
+  # The two runs are independent (own output directories and metadata stores): both at once,
+  # as the command a user types, each mostly one busy core.
+  runs = {"dataset": ["--dataset", "ml-100k", "--output", str(reference)],
+          "files": ["--output", str(own), "--interactions", files.interactions,
+                    "--catalog", files.catalog,
+                    "--columns", "user=uid,item=sku,time=ts,rating=stars,title=title,"
+                    "genres=genres,release=year", "--positive-threshold", "4",
+                    "--user-features", "age,gender,occupation"]}
+  sidrec = os.path.join(os.path.dirname(sys.executable), "sidrec")
+  started = {}
+  try:
+    for name, args in runs.items():
+      log = open(root / f"{name}.log", "w")
+      started[name] = (subprocess.Popen([sidrec, "run", "--config", str(config_file)] + args,
+                                        stdout=log, stderr=subprocess.STDOUT,
+                                        env=dict(os.environ, TF_USE_LEGACY_KERAS="1")), log)
+    for name, (process, _) in started.items():
+      code = process.wait(timeout=1800)
+      assert code == 0, f"sidrec run ({name}): " + (root / f"{name}.log").read_text()[-3000:]
+  finally:  # neither run outlives a failure of the other
+    for process, log in started.values():
+      if process.poll() is None:
+        process.kill()
+        process.wait()
+      log.close()
   return {name: json.loads((path / "report.json").read_text())
           for name, path in (("dataset", reference), ("files", own))}
 

@@ -37,8 +37,9 @@ def _mlmd_store(config):
 def test_a_run_killed_during_transform_resumes_from_the_cache(tmp_path):
   from ml_metadata.proto import metadata_store_pb2
   from tfx_pipeline import local_runner
+  # One codebook (the one sid_spm reads): the others would only lengthen the run to the kill.
   config = dataclasses.replace(small_synthetic_config(str(tmp_path / "out")),
-                               representations=("sid_spm",))
+                               representations=("sid_spm",), codebook_methods=("rqvae",))
   config_path = str(tmp_path / "config.json")
   with open(config_path, "w") as f:
     f.write(config.to_json())
