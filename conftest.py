@@ -13,7 +13,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-
 # `make test` runs the suite in two pytest-xdist workers. Each group below runs whole in one
 # worker, so a fixture wider than a function is built once: a test module under tests/ (the
 # end-to-end runs; test_run_compiled shares test_pipeline_e2e's session-scoped first run), a

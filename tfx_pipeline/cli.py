@@ -583,7 +583,7 @@ def make_parser() -> argparse.ArgumentParser:
                  "ledger resolvers query (default: the job's gcsOutputDirectory, if local)")
   p.add_argument("--parallelism", type=int, default=None, metavar="N",
                  help="run at most N tasks at a time, each once its upstream tasks finished "
-                 "(default: one per core; 1: one at a time, in dependency order)")
+                 "(default: one per core, at most 4; 1: one at a time, in dependency order)")
   p.set_defaults(func=_cmd_run_compiled)
 
   from serving import client as serving_client  # argparse only: no TensorFlow import

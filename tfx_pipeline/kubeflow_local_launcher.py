@@ -3,8 +3,8 @@
 Runs the PipelineJob JSON that `sidrec compile-kubeflow` writes (KubeflowV2DagRunner) on this
 machine, the way the KFP backend runs it: each task of `root.dag` starts once the tasks it
 depends on have finished, as many at once as `parallelism` allows (default: one per core, at
-most 4; KFP starts every ready task at once). Resolvers are answered as soon as they are ready, so the
-blessing resolvers, which depend on nothing, run before anything else.
+most 4; KFP starts every ready task at once). Resolvers are answered as soon as they are
+ready, so the blessing resolvers, which depend on nothing, run before anything else.
 
 - A **container** task runs its container's command and arguments in a subprocess, with
   `{{$}}` replaced by the ExecutorInput JSON (TFX's
@@ -27,10 +27,11 @@ blessing resolvers, which depend on nothing, run before anything else.
   and runs under the same pipeline root (tfx_pipeline/kubeflow_local_ledger.py).
 
 What it does not do: no containers or images, no caching (every task runs, as with caching
-off), no retries, no resource limits. Importer and custom-job executors,
-sub-DAGs, conditions, loops, exit handlers, output parameters, placeholders other than `{{$}}`
-and commands other than `python ...` fail before anything runs, naming the task; so does a
-resolver query of a form the ledger does not evaluate (kubeflow_local_ledger.py lists them). Per-task logs: `<root>/<job>/logs/<task>.log`.
+off), no retries, no resource limits. Importer and custom-job executors, sub-DAGs,
+conditions, loops, exit handlers, output parameters, placeholders other than `{{$}}` and
+commands other than `python ...` fail before anything runs, naming the task; so does a
+resolver query of a form the ledger does not evaluate (kubeflow_local_ledger.py lists them).
+Per-task logs: `<root>/<job>/logs/<task>.log`.
 """
 import collections
 import concurrent.futures
