@@ -561,3 +561,11 @@ def test_data_help_states_the_input_contract(capsys):
   assert ("sidrec run --interactions 'logs/*.parquet' --catalog items.csv \\\n"
           "    --columns user=uid,item=sku,time=ts,label=clicked --user-features "
           "country,device") in out
+
+
+def test_summarize_only_over_an_empty_output_is_one_line_naming_the_fix(tmp_path, capsys):
+  assert cli.main(["experiment", "--output", str(tmp_path / "out"), "--seeds", "0",
+                   "--summarize-only"]) == 2
+  (line,) = capsys.readouterr().err.strip().splitlines()
+  assert line.startswith("sidrec: error: experiment: --summarize-only: nothing recorded in ")
+  assert line.endswith("or run the experiment without summarize_only")

@@ -409,7 +409,10 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     experiment.check_plan(config, plan)
   except ValueError as e:
     raise UsageError(str(e)) from e
-  experiment.run_experiment(config, plan, summarize_only=args.summarize_only)
+  try:
+    experiment.run_experiment(config, plan, summarize_only=args.summarize_only)
+  except experiment.NothingRecordedError as e:
+    raise UsageError(f"--summarize-only: {e}") from e
   return 0
 
 

@@ -50,6 +50,11 @@ METRICS = metric_registry.EXPERIMENT + ("train_examples_per_sec", "table_rows")
 MOC_BASELINE = "sid_unigram"
 
 
+class NothingRecordedError(ValueError):
+  """summarize_only found no recorded run for the plan and its settings (a user's mistake:
+  another config, output dir or seeds than the runs were made with)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentPlan:
   seeds: tuple = (0, 1, 2, 3, 4)  # ranking seeds
@@ -323,9 +328,10 @@ def run_experiment(base: config_lib.PipelineConfig, plan: ExperimentPlan,
     runs += [{"codebook_seed": cell.codebook_seed, **row}
              for row in recorded_rows(runs_dir, cell.name, fingerprint)]
   if not runs:
-    raise ValueError(f"nothing recorded in {runs_dir} for this plan and these settings "
-                     f"(fingerprint {settings_fingerprint(todo[0].config)} for the first run); "
-                     f"run the experiment without summarize_only first")
+    raise NothingRecordedError(
+        f"nothing recorded in {runs_dir} for this plan and these settings (fingerprint "
+        f"{settings_fingerprint(todo[0].config)} for the first run); give the --config, seeds "
+        f"and flags the runs were made with, or run the experiment without summarize_only")
   reps = [r for r in config_lib.RankingConfig.REPRESENTATIONS
           if any(run["representation"] == r and run["group"] == "main" for run in runs)]
   result = {
