@@ -187,71 +187,87 @@ class _Job:
     dependency order. After a task fails nothing new starts: the tasks still running finish
     and are recorded, then the first failure is raised. An interrupt (or any error here) stops
     the running tasks' processes."""
-    plan = self.plan()
-    position = {step[0]: i for i, step in enumerate(plan)}
-    upstream = _upstream(self.spec["root"]["dag"]["tasks"])
-    produced: Dict[str, Dict[str, List[dict]]] = {}
-    result = {"job": self.name, "job_dir": self.dir, "tasks": {}}
-    print(f"Running {self.pipeline} ({len(plan)} tasks) as job {self.name} under {self.root}"
-          + (f", up to {parallelism} tasks at a time" if parallelism > 1 else ""),
+    schedule = _Schedule(self, self.plan(), parallelism)
+    print(f"Running {self.pipeline} ({len(schedule.plan)} tasks) as job {self.name} under "
+          f"{self.root}" + (f", up to {parallelism} tasks at a time" if parallelism > 1 else ""),
           file=self.stream, flush=True)
-    pending = list(plan)
-    running: Dict[concurrent.futures.Future, tuple] = {}
-    failures: List[BaseException] = []
-
-    def finish(name: str, kind: str, how: str, outputs: dict, start: float) -> None:
-      produced[name] = outputs
-      seconds = time.time() - start
-      result["tasks"][name] = {"outputs": outputs, "seconds": round(seconds, 2), "kind": kind}
-      print(f"[{len(produced)}/{len(plan)}] {name} {how} in {seconds:.1f}s", file=self.stream,
-            flush=True)
-
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=parallelism)
     try:
       while True:
-        started = True
-        while started and not failures:
-          started = False
-          for step in list(pending):
-            name, task, component, kind, body = step
-            if not upstream[name] <= set(produced) or (
-                kind == "container" and len(running) >= parallelism):
-              continue
-            pending.remove(step)
-            started, start = True, time.time()
-            inputs = _input_artifacts(task, component, produced)
-            if kind == "resolver":
-              outputs = resolve(name, body, component, self.ledger, self.pipeline, inputs)
-              finish(name, kind, "resolved " + (
-                  ", ".join(f"{k}: {len(v)}" for k, v in outputs.items()) or "-"),
-                  outputs, start)
-            else:
-              legacy, values = self.parameters(name, task, component)
-              running[pool.submit(kubeflow_local_container.run_task, self, name, component,
-                                  body, inputs, legacy, values)] = (name, start)
-        if not running:
+        if not schedule.failures:
+          schedule.start_ready(pool)
+        if not schedule.running:
           break
-        finished, _ = concurrent.futures.wait(running,
-                                              return_when=concurrent.futures.FIRST_COMPLETED)
-        for future in sorted(finished, key=lambda f: position[running[f][0]]):
-          name, start = running.pop(future)
-          try:
-            outputs = future.result()
-          except Exception as e:  # pylint: disable=broad-except
-            failures.append(e)
-            print(f"{name} failed: {e}", file=self.stream, flush=True)
-            continue
-          self.ledger.record(self.pipeline, self.name, name, outputs)
-          finish(name, "container", "done", outputs, start)
+        schedule.collect(concurrent.futures.wait(
+            schedule.running, return_when=concurrent.futures.FIRST_COMPLETED)[0])
     except BaseException:
       kubeflow_local_container.stop_all(self)
       raise
     finally:
       pool.shutdown(wait=True, cancel_futures=True)
-    if failures:
-      raise failures[0]
-    assert not pending, f"tasks never became ready: {[step[0] for step in pending]}"
-    return result
+    if schedule.failures:
+      raise schedule.failures[0]
+    assert not schedule.pending, \
+        f"tasks never became ready: {[step[0] for step in schedule.pending]}"
+    return schedule.result
+
+
+class _Schedule:
+  """What `_Job.run` has started, finished and still waits for."""
+
+  def __init__(self, job: _Job, plan: list, parallelism: int):
+    self.job, self.plan, self.parallelism = job, plan, parallelism
+    self.position = {step[0]: i for i, step in enumerate(plan)}
+    self.upstream = _upstream(job.spec["root"]["dag"]["tasks"])
+    self.produced: Dict[str, Dict[str, List[dict]]] = {}
+    self.result = {"job": job.name, "job_dir": job.dir, "tasks": {}}
+    self.pending = list(plan)
+    self.running: Dict[concurrent.futures.Future, tuple] = {}
+    self.failures: List[BaseException] = []
+
+  def _ready(self, step: tuple) -> bool:
+    name, kind = step[0], step[3]
+    return self.upstream[name] <= set(self.produced) and (
+        kind != "container" or len(self.running) < self.parallelism)
+
+  def start_ready(self, pool: concurrent.futures.Executor) -> None:
+    """Answers every ready resolver and submits ready container tasks, until none is ready
+    (a resolver answered can make others ready)."""
+    step = next((s for s in self.pending if self._ready(s)), None)
+    while step is not None:
+      self.pending.remove(step)
+      name, task, component, kind, body = step
+      start, job = time.time(), self.job
+      inputs = _input_artifacts(task, component, self.produced)
+      if kind == "resolver":
+        outputs = resolve(name, body, component, job.ledger, job.pipeline, inputs)
+        self._finish(name, kind, "resolved " + (
+            ", ".join(f"{k}: {len(v)}" for k, v in outputs.items()) or "-"), outputs, start)
+      else:
+        legacy, values = job.parameters(name, task, component)
+        self.running[pool.submit(kubeflow_local_container.run_task, job, name, component,
+                                 body, inputs, legacy, values)] = (name, start)
+      step = next((s for s in self.pending if self._ready(s)), None)
+
+  def collect(self, finished) -> None:
+    """Records the finished container tasks in plan order; a failure is kept, not raised."""
+    for future in sorted(finished, key=lambda f: self.position[self.running[f][0]]):
+      name, start = self.running.pop(future)
+      try:
+        outputs = future.result()
+      except Exception as e:  # pylint: disable=broad-except
+        self.failures.append(e)
+        print(f"{name} failed: {e}", file=self.job.stream, flush=True)
+        continue
+      self.job.ledger.record(self.job.pipeline, self.job.name, name, outputs)
+      self._finish(name, "container", "done", outputs, start)
+
+  def _finish(self, name: str, kind: str, how: str, outputs: dict, start: float) -> None:
+    self.produced[name] = outputs
+    seconds = time.time() - start
+    self.result["tasks"][name] = {"outputs": outputs, "seconds": round(seconds, 2), "kind": kind}
+    print(f"[{len(self.produced)}/{len(self.plan)}] {name} {how} in {seconds:.1f}s",
+          file=self.job.stream, flush=True)
 
 
 def _runtime_values(runtime_config: dict) -> dict:
