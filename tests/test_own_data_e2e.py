@@ -20,11 +20,11 @@ import dataclasses
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from contracts import semantic_ids_io
+from tests.fixtures import cli_process
 from tests.fixtures import own_data
 from tfx_pipeline import cli
 from tfx_pipeline import report as report_lib
@@ -71,14 +71,12 @@ def runs(tmp_path_factory):
                     "--columns", "user=uid,item=sku,time=ts,rating=stars,title=title,"
                     "genres=genres,release=year", "--positive-threshold", "4",
                     "--user-features", "age,gender,occupation"]}
-  sidrec = os.path.join(os.path.dirname(sys.executable), "sidrec")
   started = {}
   try:
     for name, args in runs.items():
       log = open(root / f"{name}.log", "w")
-      started[name] = (subprocess.Popen([sidrec, "run", "--config", str(config_file)] + args,
-                                        stdout=log, stderr=subprocess.STDOUT,
-                                        env=dict(os.environ, TF_USE_LEGACY_KERAS="1")), log)
+      started[name] = (cli_process.start_sidrec(["run", "--config", str(config_file)] + args,
+                                                stdout=log, stderr=subprocess.STDOUT), log)
     for name, (process, _) in started.items():
       code = process.wait(timeout=1800)
       assert code == 0, f"sidrec run ({name}): " + (root / f"{name}.log").read_text()[-3000:]

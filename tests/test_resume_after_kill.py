@@ -6,11 +6,11 @@ import glob
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
+from tests.fixtures import cli_process
 from tests.test_pipeline_e2e import small_synthetic_config
 
 pytestmark = pytest.mark.e2e
@@ -21,10 +21,8 @@ FINISHED_BEFORE_TRANSFORM = ("InteractionExampleGen", "CatalogExampleGen", "Stat
 
 
 def _sidrec(config_path: str, **kwargs) -> subprocess.Popen:
-  command = [os.path.join(os.path.dirname(sys.executable), "sidrec"), "run", "--config",
-             config_path]
-  return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=dict(os.environ, TF_USE_LEGACY_KERAS="1"), **kwargs)
+  return cli_process.start_sidrec(["run", "--config", config_path], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
 def _mlmd_store(config):

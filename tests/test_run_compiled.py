@@ -17,6 +17,7 @@ import os
 
 import pytest
 
+from tests.fixtures import cli_process
 from tfx_pipeline import kubeflow_local_launcher as launcher
 from tfx_pipeline import kubeflow_local_ledger as ledger_lib
 
@@ -439,7 +440,6 @@ def test_an_interrupted_run_stops_its_running_tasks(tmp_path):
   started are stopped, not left running, and the command exits."""
   import signal
   import subprocess
-  import sys
   import time
   pid_file = tmp_path / "task.pid"
   code = (f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
@@ -447,10 +447,9 @@ def test_an_interrupted_run_stops_its_running_tasks(tmp_path):
   job = _job({"Slow": {"taskInfo": {"name": "Slow"}, "componentRef": {"name": "Slow"}}},
              {"Slow": {"executorLabel": "Slow_executor"}},
              {"Slow_executor": _container(args=("{{$}}",), command=("python", "-c", code))})
-  sidrec = os.path.join(os.path.dirname(sys.executable), "sidrec")
-  run = subprocess.Popen([sidrec, "run-compiled", _write(tmp_path, job), "--pipeline-root",
-                          str(tmp_path / "root")], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
+  run = cli_process.start_sidrec(["run-compiled", _write(tmp_path, job), "--pipeline-root",
+                                   str(tmp_path / "root")], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
   deadline = time.time() + 120
   while not pid_file.exists() or not pid_file.read_text():
     assert run.poll() is None and time.time() < deadline, run.stdout.read()
