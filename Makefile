@@ -50,6 +50,7 @@ bench: install
 	$(PY) benchmarks/spm_segmentation.py
 	$(PY) benchmarks/trainer_throughput.py
 	$(PY) benchmarks/tfx_trainer_throughput.py
+	$(PY) benchmarks/stage_costs.py
 	# The serving benchmarks read the models and data `make demo` wrote to $(OUTPUT).
 	$(PY) benchmarks/serving_latency.py --serving-dir $(OUTPUT)/serving --data-dir $(OUTPUT)/data
 	$(PY) benchmarks/serving_load.py --serving-dir $(OUTPUT)/serving --data-dir $(OUTPUT)/data
