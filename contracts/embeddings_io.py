@@ -64,7 +64,7 @@ def make_embedding_example(item_id, vector) -> bytes:
   features = example.features.feature
   features[ITEM_ID_FEATURE].bytes_list.value.append(item_id)
   features[EMBEDDING_FEATURE].float_list.value.extend(np.asarray(vector, np.float32).tolist())
-  return example.SerializeToString()
+  return example.SerializeToString(deterministic=True)
 
 
 def parse_embedding_example(serialized: bytes, source: str = "") -> Tuple[str, np.ndarray]:

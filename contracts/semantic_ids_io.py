@@ -33,7 +33,7 @@ def encode_codes(item_id: str, codes) -> bytes:
       ITEM_ID_FEATURE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[item_id.encode()])),
       CODES_FEATURE: tf.train.Feature(int64_list=tf.train.Int64List(
           value=[int(c) for c in codes])),
-  })).SerializeToString()
+  })).SerializeToString(deterministic=True)
 
 
 def read_sids(uri: str) -> Dict[str, np.ndarray]:

@@ -47,7 +47,7 @@ def write_warmup(path: str, requests: List[Tuple[str, Mapping[str, np.ndarray]]]
     for signature, inputs in requests:
       log = prediction_log_pb2.PredictionLog(
           predict_log=prediction_log_pb2.PredictLog(request=predict_request(signature, inputs)))
-      writer.write(log.SerializeToString())
+      writer.write(log.SerializeToString(deterministic=True))
   tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
   return len(requests)
 

@@ -73,7 +73,7 @@ class JoinCodesFn(beam.DoFn):
       feature[S.history_codes(name)].int64_list.value[:] = [
           code for h in history
           for code in (pad if h == S.HISTORY_PAD else codes_of(lists, h, "history", name))]
-    yield example.SerializeToString()
+    yield example.SerializeToString(deterministic=True)
 
 
 def _history_length(schema: schema_pb2.Schema) -> int:
