@@ -14,6 +14,15 @@ FILE_PREFIX = "chunks"
 FILE_SUFFIX = ".tfrecord"
 CHUNK_SIZE_PROPERTY = "chunk_size"
 SPLIT_NAMES_PROPERTY = "split_names"  # no sidrec type declares PROPERTIES (contracts/artifacts.py)
+# Transformed features that carry a codebook's codes (trainer/model/features.py names them;
+# the history twins add "history_"). A record's chunk is drawn from its other features, so
+# which codebooks a run joins does not move an example to another chunk.
+CODE_FEATURE_PREFIXES = ("item_codes_", "item_spm_tokens_", "history_item_codes_",
+                         "history_item_spm_tokens_")
+
+
+def is_code_feature(name: str) -> bool:
+  return name.startswith(CODE_FEATURE_PREFIXES)
 
 
 def split_names(packed) -> List[str]:
