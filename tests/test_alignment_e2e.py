@@ -113,10 +113,8 @@ def runs(tmp_path_factory):
   from concurrent import futures  # pylint: disable=g-import-not-at-top
   with futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
     other = pool.submit(_run, b, list(PARTIAL_END))
-    try:
-      _run(a, to_nodes=list(PARTIAL_END))
-    finally:
-      other.result()
+    _run(a, to_nodes=list(PARTIAL_END))  # if it fails, its error is raised once b is done
+    other.result()
   return a, b, changed
 
 

@@ -568,4 +568,5 @@ def test_summarize_only_over_an_empty_output_is_one_line_naming_the_fix(tmp_path
                    "--summarize-only"]) == 2
   (line,) = capsys.readouterr().err.strip().splitlines()
   assert line.startswith("sidrec: error: experiment: --summarize-only: nothing recorded in ")
-  assert line.endswith("or run the experiment without summarize_only")
+  assert line.endswith("summarize with the config, seeds and flags the runs were made with, "
+                       "or run them first")

@@ -412,6 +412,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
   try:
     experiment.run_experiment(config, plan, summarize_only=args.summarize_only)
   except experiment.NothingRecordedError as e:
+    if not args.summarize_only:
+      raise
     raise UsageError(f"--summarize-only: {e}") from e
   return 0
 

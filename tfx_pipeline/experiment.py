@@ -330,8 +330,8 @@ def run_experiment(base: config_lib.PipelineConfig, plan: ExperimentPlan,
   if not runs:
     raise NothingRecordedError(
         f"nothing recorded in {runs_dir} for this plan and these settings (fingerprint "
-        f"{settings_fingerprint(todo[0].config)} for the first run); give the --config, seeds "
-        f"and flags the runs were made with, or run the experiment without summarize_only")
+        f"{settings_fingerprint(todo[0].config)} for the first run): summarize with the "
+        f"config, seeds and flags the runs were made with, or run them first")
   reps = [r for r in config_lib.RankingConfig.REPRESENTATIONS
           if any(run["representation"] == r and run["group"] == "main" for run in runs)]
   result = {

@@ -41,12 +41,6 @@ def fingerprint(record: bytes) -> int:
   return int.from_bytes(hashlib.blake2b(record, digest_size=8).digest(), "little") >> 1
 
 
-def canonical(record: bytes) -> bytes:
-  """The serialized tf.Example with its feature map in key order (the same bytes for the same
-  example in every process)."""
-  return tf.train.Example.FromString(record).SerializeToString(deterministic=True)
-
-
 def packable_spec(transform_graph_uri: str) -> Dict[str, tf.io.FixedLenFeature]:
   """The transformed feature spec, which must be fixed-shape (a chunk concatenates values)."""
   spec = tft.TFTransformOutput(transform_graph_uri).transformed_feature_spec()
