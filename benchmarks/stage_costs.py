@@ -81,16 +81,11 @@ def count_records(pattern: str) -> int:
 
 def analyzers_only(config: config_lib.PipelineConfig, components: dict):
   """A copy of the DAG's Transform that runs the analysis alone (writes no examples)."""
-  from tfx import v1 as tfx
-  from tfx.proto import transform_pb2
   from tfx_pipeline import pipeline as pipeline_lib
   transform = components["Transform"]
-  return [tfx.components.Transform(
-      examples=transform.inputs["examples"], schema=transform.inputs["schema"],
-      preprocessing_fn=pipeline_lib.PREPROCESSING_FN,
-      custom_config=pipeline_lib.transform_settings(config).custom_config(),
-      splits_config=transform_pb2.SplitsConfig(analyze=["train"]), materialize=False,
-      disable_statistics=True).with_id(ANALYZE_ONLY)]
+  return [pipeline_lib.transform_component(
+      config, transform.inputs["examples"], transform.inputs["schema"],
+      materialize=False).with_id(ANALYZE_ONLY)]
 
 
 def records_of(stage: str, counts: dict) -> int:

@@ -11,6 +11,12 @@ import json
 from typing import Any, Dict, Tuple
 
 SETTINGS_KEY = "settings"
+# Name prefixes of the transformed features that carry a codebook's codes, and of every history
+# twin (trainer/model/features.py builds the names from them; ExamplePacker's chunk key leaves
+# the code features out).
+ITEM_CODES_PREFIX = "item_codes_"
+ITEM_SPM_TOKENS_PREFIX = "item_spm_tokens_"
+HISTORY_PREFIX = "history_"
 
 
 @dataclasses.dataclass(frozen=True)

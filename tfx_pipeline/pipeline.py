@@ -110,6 +110,19 @@ def transform_settings(config: config_lib.PipelineConfig) -> TransformSettings:
       spm_codebooks=(r.sid_codebook,))
 
 
+def transform_component(config: config_lib.PipelineConfig, examples, schema,
+                        materialize: bool = True):
+  """The DAG's Transform over the joined examples (`materialize=False`: the analysis alone, as
+  benchmarks/stage_costs.py prices it)."""
+  return tfx.components.Transform(
+      examples=examples, schema=schema, preprocessing_fn=PREPROCESSING_FN,
+      custom_config=transform_settings(config).custom_config(),
+      # Vocabularies and the SentencePiece model see the training split only.
+      splits_config=transform_pb2.SplitsConfig(
+          analyze=["train"], transform=["train", "eval"] if materialize else []),
+      materialize=materialize, disable_statistics=True)
+
+
 _IN_PROCESS_RUNNERS = ("DirectRunner", "FnApiRunner", "BundleBasedDirectRunner")
 # What tells TFX's BaseBeamExecutor that the workers already have every package.
 WORKER_IMAGE_FLAGS = ("--sdk_container_image", "--worker_harness_container_image",
@@ -209,13 +222,8 @@ def create_pipeline(
   joiner = SemanticIdJoiner(
       examples=interactions_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
       codes=codes)
-  transform = tfx.components.Transform(
-      examples=joiner.outputs[joiner_spec.JOINED_EXAMPLES_KEY],
-      schema=joiner.outputs[joiner_spec.JOINED_SCHEMA_KEY], preprocessing_fn=PREPROCESSING_FN,
-      custom_config=transform_settings(config).custom_config(),
-      # Vocabularies and the SentencePiece model see the training split only.
-      splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
-      disable_statistics=True)
+  transform = transform_component(config, joiner.outputs[joiner_spec.JOINED_EXAMPLES_KEY],
+                                  joiner.outputs[joiner_spec.JOINED_SCHEMA_KEY])
   packer = ExamplePacker(
       examples=transform.outputs["transformed_examples"],
       transform_graph=transform.outputs["transform_graph"],

@@ -85,9 +85,12 @@ class PackChunkFn(beam.DoFn):
 
 
 def _chunk_key(record: bytes, count: int, chunk_size: int) -> Tuple[int, Tuple[int, bytes]]:
-  """record -> (its chunk, (its place in the chunk, the record in canonical form))."""
+  """record -> (its chunk, (its place in the chunk, the record)).
+
+  The record stays as Transform wrote it: its bytes break a tie in the chunk's sort only
+  between records with one key, which hold the same values (the codes are a function of the
+  item keys in the key), so the packed columns are the same whichever comes first."""
   example = tf.train.Example.FromString(record)
-  record = example.SerializeToString(deterministic=True)
   for name in [n for n in example.features.feature if layout.is_code_feature(n)]:
     del example.features.feature[name]
   fp = fingerprint(example.SerializeToString(deterministic=True))

@@ -28,20 +28,22 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Iterable, Optional, Tuple
 
+from contracts import transform_settings as transform_names
+
 TOKEN_SUFFIX = "_token"
 USER_ID = "user_id_token"
 
 ITEM_RANDOM_ID = "item_random_id"
 ITEM_VOCAB_ID = "item_vocab_id"
 ITEM_EMBEDDING = "item_embedding"
-ITEM_CODES_PREFIX = "item_codes_"
-ITEM_SPM_TOKENS_PREFIX = "item_spm_tokens_"
+ITEM_CODES_PREFIX = transform_names.ITEM_CODES_PREFIX
+ITEM_SPM_TOKENS_PREFIX = transform_names.ITEM_SPM_TOKENS_PREFIX
 
 # Raw item id string (candidate [B], history [B, N], "" = padding), passed through Transform
 # only for in-graph content lookup (trainer/item_tables.py); never an embedding input.
 ITEM_KEY = "item_key"
 
-HISTORY_PREFIX = "history_"
+HISTORY_PREFIX = transform_names.HISTORY_PREFIX
 HISTORY_MASK = "history_mask"
 LABEL = "label"
 
