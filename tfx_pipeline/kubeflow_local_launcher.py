@@ -37,7 +37,9 @@ import collections
 import concurrent.futures
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Dict, List, Optional
 
@@ -192,19 +194,30 @@ class _Job:
           f"{self.root}" + (f", up to {parallelism} tasks at a time" if parallelism > 1 else ""),
           file=self.stream, flush=True)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=parallelism)
+    # Ctrl-C only sets a flag, which the loop reads between waits: a KeyboardInterrupt raised
+    # at an arbitrary point could leave a future's lock held (inside futures.wait or
+    # pool.submit), and the task threads, then pool.shutdown, would block on it for ever.
+    interrupts = []
+    handles_sigint = threading.current_thread() is threading.main_thread()
+    if handles_sigint:
+      previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupts.append(signum))
     try:
       while True:
+        if interrupts:
+          raise KeyboardInterrupt
         if not schedule.failures:
           schedule.start_ready(pool)
         if not schedule.running:
           break
         schedule.collect(concurrent.futures.wait(
-            schedule.running, return_when=concurrent.futures.FIRST_COMPLETED)[0])
+            schedule.running, timeout=0.2, return_when=concurrent.futures.FIRST_COMPLETED)[0])
     except BaseException:
       kubeflow_local_container.stop_all(self)
       raise
     finally:
       pool.shutdown(wait=True, cancel_futures=True)
+      if handles_sigint:
+        signal.signal(signal.SIGINT, previous)
     if schedule.failures:
       raise schedule.failures[0]
     assert not schedule.pending, \
