@@ -18,7 +18,9 @@ analysis-only Transform; the catalog for the item stages),
 seconds per 10^6 of them, and the ratio of that to the bare pass's per-record cost (issue 15's
 target: no stage above 3x, Transform's analyzers apart). The machine's matmul rate and the
 peak memory are printed beside them: the peak resident set of the process that ran the DAG
-(the in-memory DirectRunner and the Trainers run in it) plus that of its largest child.
+(the in-memory DirectRunner and the Trainers run in it) plus that of its largest child, and per
+stage the highest resident set of that process and all its descendants, sampled every 0.5 s
+from /proc while the stage ran (so a stage that frees little shows what it added).
 
 With several `--interactions`, each size runs in its own process (so its peak memory is its
 own) and output directory, and the last table gives each stage's time ratio per 4x more
@@ -72,6 +74,56 @@ def bare_pass(source_dir: str, beam_args: tuple) -> float:
   return seconds
 
 
+class MemorySampler:
+  """Samples the resident set of this process plus all its descendants every `period` s."""
+
+  def __init__(self, period: float = 0.5):
+    import threading
+    self.period, self.samples = period, []
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._loop, daemon=True)
+
+  @staticmethod
+  def tree_rss_bytes(root: int) -> int:
+    parents = {}
+    for entry in os.listdir("/proc"):
+      if entry.isdigit():
+        try:
+          with open(f"/proc/{entry}/stat") as f:
+            parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+          continue
+    tree, todo = set(), [root]
+    while todo:
+      pid = todo.pop()
+      tree.add(pid)
+      todo.extend(child for child, parent in parents.items() if parent == pid)
+    page, total = os.sysconf("SC_PAGE_SIZE"), 0
+    for pid in tree:
+      try:
+        with open(f"/proc/{pid}/statm") as f:
+          total += int(f.read().split()[1]) * page
+      except (OSError, IndexError, ValueError):
+        continue
+    return total
+
+  def _loop(self):
+    while not self._stop.wait(self.period):
+      self.samples.append((time.time(), self.tree_rss_bytes(os.getpid())))
+
+  def __enter__(self):
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc):
+    self._stop.set()
+    self._thread.join()
+
+  def peak_gb_between(self, start: float, end: float) -> float:
+    inside = [rss for t, rss in self.samples if start <= t <= end]
+    return max(inside) / 2**30 if inside else float("nan")
+
+
 def count_records(pattern: str) -> int:
   import tensorflow as tf
   files = sorted(glob.glob(pattern))
@@ -120,9 +172,14 @@ def run_size(base: config_lib.PipelineConfig, args, interactions) -> dict:
   rate_before = matmul_gflops()
   print(f"\n== {out}: matmul {rate_before:.0f} GFLOP/s, load {os.getloadavg()[0]:.2f}", flush=True)
   start = time.time()
-  seconds = partial_pipeline.run_partial(config, targets + [ANALYZE_ONLY],
-                                         extra_components=lambda c: analyzers_only(config, c))
+  spans = {}
+  with MemorySampler() as memory:
+    seconds = partial_pipeline.run_partial(config, targets + [ANALYZE_ONLY],
+                                           extra_components=lambda c: analyzers_only(config, c),
+                                           started=spans)
   wall = time.time() - start
+  stage_peak_gb = {stage: memory.peak_gb_between(spans[stage], spans[stage] + s)
+                   for stage, s in seconds.items() if stage in spans}
   examples = glob.glob(os.path.join(config.pipeline_root, "InteractionExampleGen", "examples",
                                     "*"))
   source = max(examples, key=os.path.getmtime)
@@ -138,7 +195,7 @@ def run_size(base: config_lib.PipelineConfig, args, interactions) -> dict:
   peak_gb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss +
              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 2**20
   return dict(out=out, seconds=seconds, wall=wall, counts=counts, bare=bare, peak_gb=peak_gb,
-              rates=(rate_before, rate_after))
+              stage_peak_gb=stage_peak_gb, rates=(rate_before, rate_after))
 
 
 def print_size(r: dict) -> None:
@@ -150,10 +207,12 @@ def print_size(r: dict) -> None:
         f"memory {r['peak_gb']:.2f} GB")
   print(f"bare Beam pass (read, parse, serialize, write; same runner): "
         + " / ".join(f"{b:.1f}s" for b in r["bare"]) + f" = {bare_per_m:.1f} s per 10^6 records")
-  print(f"{'stage':40s}{'seconds':>9s}{'records':>11s}{'s/10^6':>9s}{'x bare':>8s}")
+  print(f"{'stage':40s}{'peak GB':>8s}{'seconds':>9s}{'records':>11s}{'s/10^6':>9s}"
+        f"{'x bare':>8s}")
   for stage, s in seconds.items():
+    peak = f"{r.get('stage_peak_gb', {}).get(stage, float('nan')):8.2f}"
     if any(part in stage for part in NOT_BEAM):
-      print(f"{stage:40s}{s:9.1f}   (not Beam)")
+      print(f"{stage:40s}{peak}{s:9.1f}   (not Beam)")
       continue
     n = records_of(stage, counts)
     per_m = s / n * 1e6 if n else float("nan")
@@ -162,7 +221,7 @@ def print_size(r: dict) -> None:
       rest = s - seconds[ANALYZE_ONLY]
       note = (f"   analyzers {seconds[ANALYZE_ONLY]:.1f}s; the rest {rest:.1f}s = "
               f"{rest / n * 1e6 / bare_per_m:.2f}x bare")
-    print(f"{stage:40s}{s:9.1f}{n:11,d}{per_m:9.1f}{per_m / bare_per_m:8.2f}{note}")
+    print(f"{stage:40s}{peak}{s:9.1f}{n:11,d}{per_m:9.1f}{per_m / bare_per_m:8.2f}{note}")
 
 
 def main() -> None:
