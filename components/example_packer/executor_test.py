@@ -149,3 +149,19 @@ def test_the_chunk_of_an_example_does_not_depend_on_which_codebooks_are_joined()
                    for e in (example, with_codes))
   assert plain[0] == joined[0] and plain[1][0] == joined[1][0]
   assert tf.train.Example.FromString(joined[1][1]) == with_codes  # the codes are still packed
+
+
+def test_buckets_change_neither_chunks_nor_their_order_and_leave_no_temporary_files(
+    tmp_path, monkeypatch):
+  """Records reach their chunks through one temporary file per bucket; however many buckets a
+  split spans, every chunk holds the same examples in the same order, and the packed artifact
+  holds only the splits' chunks."""
+  def content(packed):
+    files = sorted(glob.glob(os.path.join(packed_examples_io.split_uri(packed, "train"), "*")))
+    return sorted(r.numpy() for r in tf.data.TFRecordDataset(files))
+  one, _ = _run(tmp_path, "one_bucket")
+  monkeypatch.setattr(executor, "RECORDS_PER_BUCKET", 40)  # 2 chunks of 16 per bucket
+  many, _ = _run(tmp_path, "many_buckets")
+  assert content(one) == content(many) and len(content(many)) >= 300 // 16 // 2
+  for packed in (one, many):
+    assert sorted(os.listdir(packed.uri)) == ["Split-eval", "Split-train"]
