@@ -10,11 +10,13 @@ import dataclasses
 import json
 from typing import Any, Dict, Tuple
 
+from contracts import schema
+
 SETTINGS_KEY = "settings"
 # Name prefixes of the transformed features that carry a codebook's codes, and of every history
 # twin (trainer/model/features.py builds the names from them; ExamplePacker's chunk key leaves
 # the code features out).
-ITEM_CODES_PREFIX = "item_codes_"
+ITEM_CODES_PREFIX = schema.ITEM_CODES_PREFIX  # a codebook's codes keep their joined name
 ITEM_SPM_TOKENS_PREFIX = "item_spm_tokens_"
 HISTORY_PREFIX = "history_"
 

@@ -165,3 +165,25 @@ def test_buckets_change_neither_chunks_nor_their_order_and_leave_no_temporary_fi
   assert content(one) == content(many) and len(content(many)) >= 300 // 16 // 2
   for packed in (one, many):
     assert sorted(os.listdir(packed.uri)) == ["Split-eval", "Split-train"]
+
+
+def test_examples_with_one_key_pack_the_same_whichever_comes_first(tmp_path):
+  """Two records of one example in other wire orders share a key and a place; the chunk they
+  pack into must not depend on which of them a bundle met first."""
+  from google.protobuf.internal.encoder import _VarintBytes
+  example = tf.train.Example.FromString(_example(7))
+  def wire(names):
+    features = b"".join(tf.train.Features(feature={n: example.features.feature[n]})
+                        .SerializeToString() for n in names)
+    return b"\x0a" + _VarintBytes(len(features)) + features
+  names = sorted(example.features.feature)
+  forward, backward, other = wire(names), wire(names[::-1]), _example(8)
+  fn = executor.PackBucketFn(_transform_graph(str(tmp_path)), "train")
+  fn.setup()
+  place = executor._chunk_key(forward, 1000, 16)[1][0]
+  assert place == executor._chunk_key(backward, 1000, 16)[1][0]
+  packed = [fn._pack(order) for order in ([(place, forward), (place, backward), (1, other)],
+                                          [(1, other), (place, backward), (place, forward)])]
+  assert packed[0] == packed[1]
+  chunk = tf.train.Example.FromString(packed[0])
+  assert list(chunk.features.feature["row"].int64_list.value) == [8, 7, 7]  # by place
