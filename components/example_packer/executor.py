@@ -19,22 +19,14 @@ records are ordered by that fingerprint. The key is the example without its code
 The Trainer shuffles chunks and re-batches them (`trainer.run.read_packed`). Output is
 uncompressed: inflating is the cost this removes.
 
-Grouping: records go to their chunks through files, not a GroupByKey. Each bundle appends its
-records to one temporary file per bucket (a bucket is a run of consecutive chunks, about
-RECORDS_PER_BUCKET records); a GroupByKey moves only the file names; one bucket at a time is
-read back, split into its chunks and packed. Why: the DirectRunner holds a GroupByKey's whole
-input in memory, decoded, and encodes it once more before the next stage reads it; with the
-split also held once for the count's side input, the packer was the one stage whose memory
-grew with the data (4.85 GB peak at 10^6 synthetic interactions against 2.5 GB at 2.5x10^5,
-benchmarks/stage_costs.py) and the one above 4.4x time per 4x data. The count is taken by a
-second read of the split, which fuses with its own counting and holds nothing.
+On the in-process runners (the DirectRunner) records reach their chunks through temporary
+files (bucket_files.py: a GroupByKey of the records held the split in memory); elsewhere
+through a GroupByKey. The count is taken by a second read of the split, which fuses with its
+counting, so no stage holds the records for the count's side input.
 """
-import collections
 import hashlib
 import math
 import os
-import struct
-import uuid
 from typing import Any, Dict, Iterable, List, Tuple
 
 import apache_beam as beam
@@ -43,21 +35,15 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import types
 from tfx.dsl.components.base import base_beam_executor
-from apache_beam.transforms import window
 from tfx.types import artifact_utils
 
+from components.example_packer import bucket_files
 from components.example_packer import spec
 from contracts import packed_examples_io as layout
 
-# A bucket read back holds about this many records in memory (some 100 MB of ranking
-# examples); at 4x10^6 records a bundle keeps ~60 bucket files open.
-RECORDS_PER_BUCKET = 1 << 16
-# A bucket file is a run of (chunk, place in the chunk, length, record): read back whole and
-# split in Python it costs ~1 us a record; a TFRecord file read back through tf.data costs
-# ~30 (the packer took 115 s instead of 84 at 10^6 records).
-_HEADER = struct.Struct("<qqI")
-_FLUSH_BYTES = 1 << 22
-_TEMP_DIR = ".packer-tmp"
+# Runners whose GroupByKey holds its whole input in this process's memory.
+_IN_PROCESS_RUNNERS = ("DirectRunner", "SwitchingDirectRunner", "FnApiRunner",
+                       "BundleBasedDirectRunner")
 
 
 def fingerprint(record: bytes) -> int:
@@ -90,60 +76,8 @@ def _chunk_key(record: bytes, count: int, chunk_size: int) -> Tuple[int, Tuple[i
   return fp % max(1, math.ceil(count / chunk_size)), (fp, record)
 
 
-def _chunks_per_bucket(chunk_size: int) -> int:
-  return max(1, RECORDS_PER_BUCKET // chunk_size)
-
-
-class BucketWriteFn(beam.DoFn):
-  """record -> appended to this bundle's file of its bucket; at the bundle's end (bucket, file).
-
-  Only a bundle that succeeds emits its files, so a retried bundle's partial files are never
-  read; they go with the temporary directory."""
-
-  def __init__(self, temp_dir: str, chunk_size: int):
-    self._temp_dir, self._chunk_size = temp_dir, chunk_size
-    self._writers = {}
-
-  def start_bundle(self):
-    self._writers = {}
-
-  def process(self, record: bytes, count: int):
-    chunk, (place, record) = _chunk_key(record, count, self._chunk_size)
-    bucket = chunk // _chunks_per_bucket(self._chunk_size)
-    if bucket not in self._writers:
-      path = os.path.join(self._temp_dir, f"bucket-{bucket:06d}-{uuid.uuid4().hex}")
-      self._writers[bucket] = (path, tf.io.gfile.GFile(path, "wb"), [], [0])
-    _, file, pending, size = self._writers[bucket]
-    pending.append(_HEADER.pack(chunk, place, len(record)))
-    pending.append(record)
-    size[0] += _HEADER.size + len(record)
-    if size[0] >= _FLUSH_BYTES:
-      file.write(b"".join(pending))
-      pending.clear()
-      size[0] = 0
-
-  def finish_bundle(self):
-    for bucket, (path, file, pending, _) in sorted(self._writers.items()):
-      file.write(b"".join(pending))
-      file.close()
-      yield window.GlobalWindows.windowed_value((bucket, path))
-    self._writers = {}
-
-
-def read_bucket(path: str) -> Iterable[Tuple[int, int, bytes]]:
-  """A bucket file -> its (chunk, place, record)s."""
-  with tf.io.gfile.GFile(path, "rb") as f:
-    data = f.read()
-  offset = 0
-  while offset < len(data):
-    chunk, place, length = _HEADER.unpack_from(data, offset)
-    offset += _HEADER.size
-    yield chunk, place, data[offset:offset + length]
-    offset += length
-
-
-class PackBucketFn(beam.DoFn):
-  """(bucket, [its files]) -> one serialized chunk tf.Example per chunk, in chunk order."""
+class PackChunkFn(beam.DoFn):
+  """(chunk, [(place, serialized tf.Example)]) -> one serialized chunk tf.Example."""
 
   def __init__(self, transform_graph_uri: str, split: str):
     self._uri, self._split = transform_graph_uri, split
@@ -152,13 +86,8 @@ class PackBucketFn(beam.DoFn):
   def setup(self):
     self._spec = packable_spec(self._uri)
 
-  def process(self, keyed: Tuple[int, Iterable[str]]):
-    chunks = collections.defaultdict(list)
-    for path in sorted(keyed[1]):
-      for chunk, place, record in read_bucket(path):
-        chunks[chunk].append((place, record))
-    for chunk in sorted(chunks):
-      yield self._pack(chunks.pop(chunk))
+  def process(self, keyed: Tuple[int, Iterable[Tuple[int, bytes]]]):
+    yield self._pack(keyed[1])
 
   def _pack(self, placed: Iterable[Tuple[int, bytes]]) -> bytes:
     """[(place, serialized tf.Example)] -> one serialized chunk, its examples by place."""
@@ -198,22 +127,35 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     output.set_string_custom_property(layout.SPLIT_NAMES_PROPERTY,
                                       artifact_utils.encode_split_names(splits))
     output.set_int_custom_property(layout.CHUNK_SIZE_PROPERTY, chunk_size)
-    temp_dir = os.path.join(output.uri, _TEMP_DIR)
-    with self._make_beam_pipeline() as pipeline:
-      for split in splits:
-        source = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
-        target = os.path.join(layout.split_uri(output, split), layout.FILE_PREFIX)
-        split_temp = os.path.join(temp_dir, split)
-        tf.io.gfile.makedirs(split_temp)
-        count = (pipeline
-                 | f"ReadToCount[{split}]" >> beam.io.ReadFromTFRecord(source)
-                 | f"Count[{split}]" >> beam.combiners.Count.Globally())
-        _ = (pipeline
-             | f"Read[{split}]" >> beam.io.ReadFromTFRecord(source)
-             | f"Bucket[{split}]" >> beam.ParDo(BucketWriteFn(split_temp, chunk_size),
-                                                beam.pvalue.AsSingleton(count))
-             | f"GroupFiles[{split}]" >> beam.GroupByKey()
-             | f"Pack[{split}]" >> beam.ParDo(PackBucketFn(graph_uri, split))
-             | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                 target, file_name_suffix=layout.FILE_SUFFIX))
-    tf.io.gfile.rmtree(temp_dir)
+    temp_dir = os.path.join(output.uri, bucket_files.TEMP_DIR)
+    try:
+      with self._make_beam_pipeline() as pipeline:
+        through_files = groups_in_process(pipeline)
+        for split in splits:
+          source = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
+          target = os.path.join(layout.split_uri(output, split), layout.FILE_PREFIX)
+          count = (pipeline
+                   | f"ReadToCount[{split}]" >> beam.io.ReadFromTFRecord(source)
+                   | f"Count[{split}]" >> beam.combiners.Count.Globally())
+          keyed = (pipeline
+                   | f"Read[{split}]" >> beam.io.ReadFromTFRecord(source)
+                   | f"Key[{split}]" >> beam.Map(_chunk_key, beam.pvalue.AsSingleton(count),
+                                                 chunk_size))
+          if through_files:
+            tf.io.gfile.makedirs(os.path.join(temp_dir, split))
+            chunks = bucket_files.group_through_files(keyed, os.path.join(temp_dir, split),
+                                                      chunk_size, split)
+          else:
+            chunks = keyed | f"Group[{split}]" >> beam.GroupByKey()
+          _ = (chunks
+               | f"Pack[{split}]" >> beam.ParDo(PackChunkFn(graph_uri, split))
+               | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+                   target, file_name_suffix=layout.FILE_SUFFIX))
+    finally:
+      if tf.io.gfile.exists(temp_dir):
+        tf.io.gfile.rmtree(temp_dir)
+
+
+def groups_in_process(pipeline: beam.Pipeline) -> bool:
+  """Whether the pipeline's runner groups in this process's memory (then bucket files)."""
+  return type(pipeline.runner).__name__ in _IN_PROCESS_RUNNERS

@@ -8,6 +8,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
+from components.example_packer import bucket_files
 from components.example_packer import executor
 from contracts import artifacts
 from contracts import packed_examples_io
@@ -151,20 +152,37 @@ def test_the_chunk_of_an_example_does_not_depend_on_which_codebooks_are_joined()
   assert tf.train.Example.FromString(joined[1][1]) == with_codes  # the codes are still packed
 
 
-def test_buckets_change_neither_chunks_nor_their_order_and_leave_no_temporary_files(
+def test_bucket_files_pack_what_a_group_by_key_packs_and_leave_no_temporary_files(
     tmp_path, monkeypatch):
-  """Records reach their chunks through one temporary file per bucket; however many buckets a
-  split spans, every chunk holds the same examples in the same order, and the packed artifact
-  holds only the splits' chunks."""
+  """On the DirectRunner records reach their chunks through one temporary file per bucket and
+  bundle; however many buckets and flushes a split takes, the chunks are the ones a GroupByKey
+  (the distributed runners' path) gives, and the packed artifact holds only the splits."""
   def content(packed):
     files = sorted(glob.glob(os.path.join(packed_examples_io.split_uri(packed, "train"), "*")))
     return sorted(r.numpy() for r in tf.data.TFRecordDataset(files))
-  one, _ = _run(tmp_path, "one_bucket")
-  monkeypatch.setattr(executor, "RECORDS_PER_BUCKET", 40)  # 2 chunks of 16 per bucket
-  many, _ = _run(tmp_path, "many_buckets")
-  assert content(one) == content(many) and len(content(many)) >= 300 // 16 // 2
-  for packed in (one, many):
+  read = []
+  def spy(path):
+    read.append(os.path.basename(path).split("-")[1])
+    return reader(path)
+  reader = bucket_files.read_bucket
+  monkeypatch.setattr(bucket_files, "read_bucket", spy)
+  monkeypatch.setattr(bucket_files, "RECORDS_PER_BUCKET", 40)  # 2 chunks of 16 per bucket
+  monkeypatch.setattr(bucket_files, "FLUSH_BYTES", 64)  # a write every record or two
+  files, _ = _run(tmp_path, "bucket_files")
+  assert len(set(read)) >= 300 // 16 // 2 // 2  # train's ~19 chunks in ~10 buckets
+  with monkeypatch.context() as m:
+    m.setattr(executor, "groups_in_process", lambda pipeline: False)
+    grouped, _ = _run(tmp_path, "group_by_key")
+  assert content(files) == content(grouped) and len(content(files)) >= 300 // 16 // 2
+  for packed in (files, grouped):
     assert sorted(os.listdir(packed.uri)) == ["Split-eval", "Split-train"]
+
+
+def test_the_direct_runner_groups_through_files_and_a_distributed_runner_by_key():
+  import apache_beam as beam
+  assert executor.groups_in_process(beam.Pipeline())
+  assert executor.groups_in_process(beam.Pipeline(argv=["--direct_running_mode=multi_processing"]))
+  assert not executor.groups_in_process(beam.Pipeline(argv=["--runner=PortableRunner"]))
 
 
 def test_examples_with_one_key_pack_the_same_whichever_comes_first(tmp_path):
@@ -178,7 +196,7 @@ def test_examples_with_one_key_pack_the_same_whichever_comes_first(tmp_path):
     return b"\x0a" + _VarintBytes(len(features)) + features
   names = sorted(example.features.feature)
   forward, backward, other = wire(names), wire(names[::-1]), _example(8)
-  fn = executor.PackBucketFn(_transform_graph(str(tmp_path)), "train")
+  fn = executor.PackChunkFn(_transform_graph(str(tmp_path)), "train")
   fn.setup()
   place = executor._chunk_key(forward, 1000, 16)[1][0]
   assert place == executor._chunk_key(backward, 1000, 16)[1][0]
