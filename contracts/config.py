@@ -447,8 +447,6 @@ class EvaluationConfig:
   # baseline and is gated by the bounds above only.
   max_auc_drop: float = 0.002
   max_auc_drop_new_items: float = 0.002
-  # Evaluate on at most this many eval examples per TFMA batch (memory, not results).
-  inference_batch_size: int = 1024
 
   def __post_init__(self):
     for name in sorted({m.gate for m in metric_registry.REPORTED if m.gate}):

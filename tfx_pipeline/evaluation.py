@@ -55,8 +55,7 @@ def eval_config(config: EvaluationConfig) -> config_pb2.EvalConfig:
   return config_pb2.EvalConfig(
       model_specs=[config_pb2.ModelSpec(
           signature_name=serving_api.TFMA_SIGNATURE, label_key=schema.LABEL,
-          prediction_key=serving_api.TFMA_PREDICTION_KEY, model_type="tf_generic",
-          inference_batch_size=config.inference_batch_size)],
+          prediction_key=serving_api.TFMA_PREDICTION_KEY, model_type="tf_generic")],
       slicing_specs=[config_pb2.SlicingSpec(),
                      config_pb2.SlicingSpec(feature_keys=[schema.ITEM_COHORT]),
                      config_pb2.SlicingSpec(feature_keys=[schema.ITEM_POPULARITY])],
