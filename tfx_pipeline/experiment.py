@@ -148,6 +148,8 @@ def _run_row(report: dict, representation: str, cell: "Cell") -> dict:
 _ADDED_AFTER_ROWS_WERE_RECORDED = (
     ("ranking", "distribution"), ("data", "files"), ("alignment",),
     ("ranking", "aligned_sid_codebook"), ("ranking", "history_table"))
+# Removed after rows were recorded, with the value every row had (TFMA never read it).
+_REMOVED_AFTER_ROWS_WERE_RECORDED = {("evaluation", "inference_batch_size"): 1024}
 
 
 def settings_fingerprint(config: config_lib.PipelineConfig) -> str:
@@ -175,6 +177,8 @@ def settings_fingerprint(config: config_lib.PipelineConfig) -> str:
       have, default = have.get(section, {}), default.get(section, {})
     if name in have and have[name] == default.get(name):
       have.pop(name)
+  for (section, name), value in _REMOVED_AFTER_ROWS_WERE_RECORDED.items():
+    settings[section][name] = value
   settings["ranking"]["history_length"] = settings["split"]["history_length"]
   return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
