@@ -60,6 +60,7 @@ from components.semantic_id_joiner import spec as joiner_spec
 from components.semantic_id_joiner.component import SemanticIdJoiner
 from components.serving_gate import spec as gate_spec
 from components.serving_gate.component import ServingGate
+from contracts import beam_runners
 from contracts import config as config_lib
 from contracts import schema
 from contracts.registry import codebook_methods
@@ -123,7 +124,6 @@ def transform_component(config: config_lib.PipelineConfig, examples, schema,
       materialize=materialize, disable_statistics=True)
 
 
-_IN_PROCESS_RUNNERS = ("DirectRunner", "FnApiRunner", "BundleBasedDirectRunner")
 # What tells TFX's BaseBeamExecutor that the workers already have every package.
 WORKER_IMAGE_FLAGS = ("--sdk_container_image", "--worker_harness_container_image",
                        "--setup_file", "--extra_package", "--requirements_file")
@@ -134,7 +134,7 @@ def beam_args(config: config_lib.PipelineConfig) -> List[str]:
   which every runner with separate worker processes needs before a worker unpickles TFDV."""
   args = list(config.beam_pipeline_args)
   runner = next((a.split("=", 1)[1] for a in args if a.startswith("--runner=")), "DirectRunner")
-  if runner not in _IN_PROCESS_RUNNERS and not any(a.startswith(WORKER_IMAGE_FLAGS)
+  if not beam_runners.runs_in_process(runner) and not any(a.startswith(WORKER_IMAGE_FLAGS)
                                                     for a in args):
     # Without one TFX stages an sdist of itself whose requirements (TFDV and ml-metadata 1.21)
     # do not load on this stack, and every worker would pip-install them.

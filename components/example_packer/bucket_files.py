@@ -34,6 +34,30 @@ def chunks_per_bucket(chunk_size: int) -> int:
   return max(1, RECORDS_PER_BUCKET // chunk_size)
 
 
+class _OpenBucket:
+  """One bundle's file of one bucket: records are buffered and written FLUSH_BYTES at a time."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self._file = tf.io.gfile.GFile(path, "wb")
+    self._pending, self._size = [], 0
+
+  def append(self, chunk: int, place: int, record: bytes):
+    self._pending.append(HEADER.pack(chunk, place, len(record)))
+    self._pending.append(record)
+    self._size += HEADER.size + len(record)
+    if self._size >= FLUSH_BYTES:
+      self._flush()
+
+  def close(self):
+    self._flush()
+    self._file.close()
+
+  def _flush(self):
+    self._file.write(b"".join(self._pending))
+    self._pending, self._size = [], 0
+
+
 class BucketWriteFn(beam.DoFn):
   """(chunk, (place, record)) -> appended to this bundle's file of its bucket; at the bundle's
   end, (bucket, file) for each file it wrote.
@@ -43,32 +67,24 @@ class BucketWriteFn(beam.DoFn):
 
   def __init__(self, temp_dir: str, chunk_size: int):
     self._temp_dir, self._chunk_size = temp_dir, chunk_size
-    self._writers = {}
+    self._buckets = {}
 
   def start_bundle(self):
-    self._writers = {}
+    self._buckets = {}
 
   def process(self, keyed: Tuple[int, Tuple[int, bytes]]):
     chunk, (place, record) = keyed
     bucket = chunk // chunks_per_bucket(self._chunk_size)
-    if bucket not in self._writers:
-      path = os.path.join(self._temp_dir, f"bucket-{bucket:06d}-{uuid.uuid4().hex}")
-      self._writers[bucket] = (path, tf.io.gfile.GFile(path, "wb"), [], [0])
-    _, file, pending, size = self._writers[bucket]
-    pending.append(HEADER.pack(chunk, place, len(record)))
-    pending.append(record)
-    size[0] += HEADER.size + len(record)
-    if size[0] >= FLUSH_BYTES:
-      file.write(b"".join(pending))
-      pending.clear()
-      size[0] = 0
+    if bucket not in self._buckets:
+      self._buckets[bucket] = _OpenBucket(
+          os.path.join(self._temp_dir, f"bucket-{bucket:06d}-{uuid.uuid4().hex}"))
+    self._buckets[bucket].append(chunk, place, record)
 
   def finish_bundle(self):
-    for bucket, (path, file, pending, _) in sorted(self._writers.items()):
-      file.write(b"".join(pending))
-      file.close()
-      yield window.GlobalWindows.windowed_value((bucket, path))
-    self._writers = {}
+    for bucket, open_bucket in sorted(self._buckets.items()):
+      open_bucket.close()
+      yield window.GlobalWindows.windowed_value((bucket, open_bucket.path))
+    self._buckets = {}
 
 
 def read_bucket(path: str) -> Iterable[Tuple[int, int, bytes]]:

@@ -39,11 +39,9 @@ from tfx.types import artifact_utils
 
 from components.example_packer import bucket_files
 from components.example_packer import spec
+from contracts import beam_runners
 from contracts import packed_examples_io as layout
 
-# Runners whose GroupByKey holds its whole input in this process's memory.
-_IN_PROCESS_RUNNERS = ("DirectRunner", "SwitchingDirectRunner", "FnApiRunner",
-                       "BundleBasedDirectRunner")
 
 
 def fingerprint(record: bytes) -> int:
@@ -158,4 +156,4 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
 def groups_in_process(pipeline: beam.Pipeline) -> bool:
   """Whether the pipeline's runner groups in this process's memory (then bucket files)."""
-  return type(pipeline.runner).__name__ in _IN_PROCESS_RUNNERS
+  return beam_runners.runs_in_process(type(pipeline.runner).__name__)
