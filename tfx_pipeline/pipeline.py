@@ -2,7 +2,8 @@
 
 Stages so far (later stages extend the same function):
   InteractionExampleGen  prepared interactions, splits `train` / `eval` (the cold-start split)
-  CatalogExampleGen      the item catalog, split `items`
+  CatalogExampleGen      the item catalog, split `items` (both ImportExampleGen, copying the
+                         data step's shards: components/import_example_gen)
   StatisticsGen, SchemaGen, ExampleValidator over the interactions
   ContentEmbedder        catalog text -> ItemEmbeddings (MiniLM, or embeddings the user brings)
   <Method>CodebookTrainer  one per codebook method (RQ-VAE, Mixture-of-Codes, RQ-KMeans)
@@ -49,6 +50,7 @@ from components.content_aligner.component import ContentAligner
 from components.content_embedder import spec as embedder_spec
 from components.content_embedder.component import ContentEmbedder
 from components.example_packer import spec as packer_spec
+from components.import_example_gen.component import CopyingImportExampleGen
 from components.example_packer.component import ExamplePacker
 from components.pusher.component import ServingPusher
 from components.representation_evaluator.component import RepresentationEvaluator
@@ -146,7 +148,8 @@ def beam_args(config: config_lib.PipelineConfig) -> List[str]:
 
 
 def _import_example_gen(input_base: str, splits: List[str], component_id: str):
-  """ImportExampleGen over pre-split TFRecords: `<input_base>/<split>/*`.
+  """ImportExampleGen (copying shards, components/import_example_gen) over pre-split
+  TFRecords: `<input_base>/<split>/*`.
 
   The split is made by sidrec's data step (by item and by time), not by hashing, so each
   split is its own file pattern.
@@ -158,7 +161,7 @@ def _import_example_gen(input_base: str, splits: List[str], component_id: str):
     # With one input split ExampleGen would hash it into train/eval; keep it whole instead.
     output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
         example_gen_pb2.SplitConfig.Split(name=splits[0], hash_buckets=1)]))
-  return tfx.components.ImportExampleGen(
+  return CopyingImportExampleGen(
       input_base=input_base, input_config=input_config,
       output_config=output_config).with_id(component_id)
 
