@@ -1,4 +1,5 @@
-"""PerUserAUC: exact per-user AUC, and the TFMA combiner over StandardMetricInputs."""
+"""PerUserAUC: exact per-user AUC, and the TFMA combiner over StandardMetricInputs that it
+shares with ExactAUC and LabelScoreStatistics."""
 import itertools
 
 import numpy as np
@@ -6,6 +7,8 @@ import pytest
 from tensorflow_model_analysis.metrics import metric_types
 
 from tfx_pipeline import gauc
+from tfx_pipeline import score_stats
+from tfx_pipeline import slice_metrics
 
 
 def _pairwise_auc(labels, scores):
@@ -19,22 +22,22 @@ def test_auc_equals_pairwise_count_with_ties():
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 2, 200)
   scores = np.round(rng.random(200), 1)  # many ties
-  assert gauc.auc(labels, scores) == pytest.approx(_pairwise_auc(labels, scores))
-  assert gauc.auc([1, 1], [0.2, 0.3]) is None  # one label only
+  assert slice_metrics.auc(labels, scores) == pytest.approx(_pairwise_auc(labels, scores))
+  assert slice_metrics.auc([1, 1], [0.2, 0.3]) is None  # one label only
 
 
 def test_per_user_auc_averages_users_with_both_labels():
   users = ["a", "a", "a", "b", "b", "c"]
   labels = [1, 0, 0, 1, 0, 1]
   scores = [0.9, 0.1, 0.95, 0.2, 0.8, 0.5]
-  value, counted = gauc.per_user_auc(users, labels, scores)
+  value, counted = slice_metrics.per_user_auc(users, labels, scores)
   assert counted == 2  # c has one label only
   assert value == pytest.approx((0.5 + 0.0) / 2)
 
 
 def test_scores_equal_to_float32_precision_are_ties():
   # A model without item input scores a user's examples identically up to batching noise.
-  value, _ = gauc.per_user_auc(["u"] * 4, [1, 0, 1, 0], [0.5, 0.5 + 1e-8, 0.5 - 1e-8, 0.5])
+  value, _ = slice_metrics.per_user_auc(["u"] * 4, [1, 0, 1, 0], [0.5, 0.5 + 1e-8, 0.5 - 1e-8, 0.5])
   assert value == pytest.approx(0.5)
 
 
@@ -44,8 +47,10 @@ def test_combiner_over_tfma_inputs(dict_outputs):
   eval_config = config_pb2.EvalConfig(model_specs=[config_pb2.ModelSpec(
       prediction_key="probability" if dict_outputs else "")])
   computations = gauc.PerUserAUC().computations(eval_config=eval_config)
-  # ExactAUC is the same computation: TFMA de-duplicates it and runs one combiner for both.
+  # ExactAUC and LabelScoreStatistics are the same computation: TFMA de-duplicates them and
+  # runs one combiner for all three.
   assert gauc.ExactAUC().computations(eval_config=eval_config) == computations
+  assert score_stats.LabelScoreStatistics().computations(eval_config=eval_config) == computations
   (computation,) = computations
   combiner = computation.combiner
   acc = combiner.create_accumulator()
@@ -64,7 +69,10 @@ def test_combiner_over_tfma_inputs(dict_outputs):
   out = combiner.extract_output(acc)
   values = {k.name: v for k, v in out.items()}
   # Pooled: 0.9 > 0.8 > 0.2 > 0.1 ranks both positives above both negatives.
-  assert values == {"gauc": pytest.approx(1.0), "gauc_users": 2, "auc": pytest.approx(1.0)}
+  bce = -np.mean(np.log([0.9, 0.9, 0.8, 0.8]))
+  assert values == {"gauc": pytest.approx(1.0), "gauc_users": 2, "auc": pytest.approx(1.0),
+                    "example_count": 4, "mean_label": 0.5, "mean_prediction": pytest.approx(0.5),
+                    "calibration": pytest.approx(1.0), "binary_crossentropy": pytest.approx(bce)}
 
 
 def test_exact_auc_in_tfma_matches_tfma_auc_and_gates_per_slice(tmp_path):
@@ -109,7 +117,7 @@ def test_exact_auc_in_tfma_matches_tfma_auc_and_gates_per_slice(tmp_path):
   assert len(values) == 3
   for key, v in values.items():
     members = [(y, p) for c, y, p in rows if not key or c.decode() == key[0][1]]
-    expected = gauc.auc(np.array([y for y, _ in members]), np.array([p for _, p in members]))
+    expected = slice_metrics.auc(np.array([y for y, _ in members]), np.array([p for _, p in members]))
     assert v["auc"] == pytest.approx(expected, abs=1e-12), key
     assert v["auc"] == pytest.approx(v["tfma_auc"], abs=1e-3), key  # TFMA's is histogram-based
     assert 0 < v["gauc_users"] <= 40

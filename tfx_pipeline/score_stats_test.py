@@ -23,6 +23,7 @@ def _data(path, n=600):
           "label": tf.train.Feature(float_list=tf.train.FloatList(value=[label])),
           "prediction": tf.train.Feature(float_list=tf.train.FloatList(value=[p])),
           "item_cohort": tf.train.Feature(bytes_list=tf.train.BytesList(value=[cohort])),
+          "user_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"u%d" % (i % 30)])),
       })).SerializeToString())
 
 
@@ -42,9 +43,13 @@ def test_same_values_and_keys_as_tfma_native_metrics(tmp_path):
   _data(path)
   native = _slices(path, str(tmp_path / "native"),
                    [config_pb2.MetricConfig(class_name=c) for c in NATIVE])
-  ours = _slices(path, str(tmp_path / "ours"), [config_pb2.MetricConfig(
-      class_name="LabelScoreStatistics", module="tfx_pipeline.score_stats")])
+  # As the Evaluator configures it: beside ExactAUC and PerUserAUC, one combiner for all three.
+  ours = _slices(path, str(tmp_path / "ours"), [
+      config_pb2.MetricConfig(class_name="LabelScoreStatistics", module="tfx_pipeline.score_stats"),
+      config_pb2.MetricConfig(class_name="ExactAUC", module="tfx_pipeline.gauc"),
+      config_pb2.MetricConfig(class_name="PerUserAUC", module="tfx_pipeline.gauc")])
   assert set(ours) == set(native) and len(native) == 3  # overall, new, seen
+  assert set(ours[()]) == set(score_stats.NAMES) | {"auc", "gauc", "gauc_users"}
   for slice_key, values in native.items():
     assert set(values) == set(score_stats.NAMES)
     for name in score_stats.NAMES:
@@ -60,7 +65,7 @@ def test_bce_clips_certain_predictions_instead_of_infinity():
   for label, prediction in ((1.0, 0.0), (0.0, 0.0)):
     acc = combiner.add_input(acc, metric_types.StandardMetricInputs(
         labels=np.array([label]), predictions=np.array([prediction]),
-        example_weights=np.array([1.0])))
+        example_weights=np.array([1.0]), features={"user_id": np.array([b"u"])}))
   out = {k.name: v for k, v in combiner.extract_output(acc).items()}
   assert out["binary_crossentropy"] == pytest.approx(-np.log(1e-7) / 2, rel=1e-6)
   assert out["example_count"] == 2 and out["mean_label"] == 0.5
