@@ -10,6 +10,8 @@ For each SID shape LxK in --configs:
 - TF segmentation throughput (SIDs/s) of SpmSubIdSegmenter in a tf.function at --batch rows per
   call over the 10^5-SID vocabulary (all SIDs distinct, 20 % of them new combinations), after
   one warm-up call; plus the pure-Python reference's rate for comparison;
+- the same on ranking-like batches: 11 x --batch rows (a candidate and 10 history slots per
+  example) drawn from the distinct SIDs by their counts, so popular SIDs repeat in a batch;
 - mean tokens per SID (BPE pieces merge runs of codes: < L means multi-code pieces are used).
 Prints one JSON line per measurement and the load average (2 shared cores: numbers vary).
 """
@@ -72,14 +74,19 @@ def main():
     with tempfile.TemporaryDirectory() as d:
       seg = SpmSubIdSegmenter(vocab.to_asset(os.path.join(d, "v.tsv")))
       fn = tf.function(seg.__call__, input_signature=[tf.TensorSpec([None, L], tf.int64)])
-      fn(batches[0])
-      calls, t0 = 0, time.perf_counter()
-      while time.perf_counter() - t0 < args.seconds:
-        fn(batches[calls % len(batches)]).numpy()
-        calls += 1
-      dt = time.perf_counter() - t0
-      _emit(what="tf_segment", config=cfg, batch=args.batch, calls=calls,
-            sids_per_s=round(calls * args.batch / dt), ms_per_batch=round(1000 * dt / calls, 3))
+      rng = np.random.default_rng(2)
+      ranking = [tf.constant(sids[rng.choice(len(sids), args.batch * 11, p=counts / counts.sum())])
+                 for _ in range(8)]
+      for what, inputs in (("tf_segment", batches), ("tf_segment_ranking_batches", ranking)):
+        fn(inputs[0])
+        calls, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < args.seconds:
+          fn(inputs[calls % len(inputs)]).numpy()
+          calls += 1
+        dt = time.perf_counter() - t0
+        rows = int(inputs[0].shape[0])
+        _emit(what=what, config=cfg, batch=rows, calls=calls,
+              sids_per_s=round(calls * rows / dt), ms_per_batch=round(1000 * dt / calls, 3))
     t0 = time.perf_counter()
     m = 0
     for s in pool[:20000]:

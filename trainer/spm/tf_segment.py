@@ -88,16 +88,28 @@ def segment_with_tables(tables: _Tables, sids: tf.Tensor) -> Tuple[tf.Tensor, tf
                                                 "codebook_size"),
   ]
   with tf.control_dependencies(checks):
-    batch = tf.shape(sids, out_type=tf.int64)[0]
-    flat = sids + tf.range(L, dtype=tf.int64)[tf.newaxis, :] * K
-    codepoints = tf.cast(flat + PLANE15_BASE, tf.int32)
-    chars = tf.strings.unicode_encode(tf.reshape(codepoints, [-1, 1]), "UTF-8")
-    sym = tf.reshape(chars, tf.stack([batch, L]))
+    # Each distinct SID once: a batch of ranking examples repeats its items' SIDs (a candidate
+    # and 10 history slots each, over a catalog of a few thousand items on ML-1M), and a row
+    # costs O(L^2) string ops.
+    distinct, index = tf.raw_ops.UniqueV2(x=sids, axis=tf.constant([0], tf.int64))
+  ids, n = _segment_distinct(tables, distinct, L, K)
+  return tf.gather(ids, index), tf.gather(n, index)
+
+
+def _segment_distinct(tables: _Tables, sids: tf.Tensor, L: int,
+                      K: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+  """The BPE merges of the module docstring over sids [B, L] int64 (codes already checked)."""
+  batch = tf.shape(sids, out_type=tf.int64)[0]
+  flat = sids + tf.range(L, dtype=tf.int64)[tf.newaxis, :] * K
+  codepoints = tf.cast(flat + PLANE15_BASE, tf.int32)
+  chars = tf.strings.unicode_encode(tf.reshape(codepoints, [-1, 1]), "UTF-8")
+  sym = tf.reshape(chars, tf.stack([batch, L]))
   n = tf.fill(tf.reshape(batch, [1]), tf.constant(L, tf.int64))  # symbols per row
   pos = tf.range(L - 1, dtype=tf.int64)[tf.newaxis, :]
   col = tf.range(L, dtype=tf.int64)[tf.newaxis, :]
   empty = tf.fill(tf.stack([batch, 1]), "")
-  for _ in range(L - 1):
+
+  def merge_round(round_, sym, n, _):
     cand = tf.strings.join([sym[:, :-1], sym[:, 1:]])  # [B, L-1]
     rank = tables.ranks.lookup(cand)
     ok = (rank >= 0) & (pos < (n - 1)[:, tf.newaxis])
@@ -108,8 +120,17 @@ def segment_with_tables(tables: _Tables, sids: tf.Tensor) -> Tuple[tf.Tensor, tf
     shifted = tf.concat([sym[:, 1:], empty], axis=1)
     jj = j[:, tf.newaxis]
     merged = tf.where(col < jj, sym, tf.where(tf.equal(col, jj), merged_piece, shifted))
-    sym = tf.where(has[:, tf.newaxis], merged, sym)
-    n = n - tf.cast(has, tf.int64)
+    return (round_ + 1, tf.where(has[:, tf.newaxis], merged, sym), n - tf.cast(has, tf.int64),
+            tf.reduce_any(has))
+
+  # At most L-1 rounds; the loop ends after the first round in which no row merged (long SIDs
+  # stop well before L-1: pieces are at most a few codes long).
+  if L > 1:
+    _, sym, n, _ = tf.while_loop(
+        lambda round_, sym, n, more: (round_ < L - 1) & more, merge_round,
+        (tf.constant(0), sym, n, tf.constant(True)),
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, L]), tf.TensorShape([None]),
+                          tf.TensorShape([])))
   valid = col < n[:, tf.newaxis]
   ids = tables.values.lookup(sym)
   ids = tf.where(valid, ids, tf.zeros_like(ids))

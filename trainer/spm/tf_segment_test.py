@@ -62,6 +62,20 @@ def test_tf_unseen_codes_give_fallback_tokens(case, segmenters):
   assert int(seg.num_tokens()) == vocab.num_tokens
 
 
+def test_repeated_sids_in_a_batch_segment_as_each_alone(case_4x64, segmenters):
+  # Rows are segmented once per distinct SID and gathered back: a batch of ranking examples
+  # repeats its items' SIDs, in any order.
+  _, seg = segmenters[4]
+  sids = case_4x64.known_sids[:50]
+  rng = np.random.default_rng(0)
+  batch = sids[rng.integers(0, len(sids), 400)]
+  ids, lengths = (t.numpy() for t in seg.segment_with_lengths(tf.constant(batch)))
+  alone_ids, alone_lengths = (t.numpy() for t in seg.segment_with_lengths(tf.constant(sids)))
+  index = [int(np.flatnonzero((sids == row).all(axis=1))[0]) for row in batch]
+  np.testing.assert_array_equal(ids, alone_ids[index])
+  np.testing.assert_array_equal(lengths, alone_lengths[index])
+
+
 def test_ragged_and_int32_inputs(case_4x64, segmenters):
   _, seg = segmenters[4]
   sids = case_4x64.known_sids[:64]
