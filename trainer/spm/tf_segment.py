@@ -107,30 +107,34 @@ def _segment_distinct(tables: _Tables, sids: tf.Tensor, L: int,
   n = tf.fill(tf.reshape(batch, [1]), tf.constant(L, tf.int64))  # symbols per row
   pos = tf.range(L - 1, dtype=tf.int64)[tf.newaxis, :]
   col = tf.range(L, dtype=tf.int64)[tf.newaxis, :]
-  empty = tf.fill(tf.stack([batch, 1]), "")
 
-  def merge_round(round_, sym, n, _):
-    cand = tf.strings.join([sym[:, :-1], sym[:, 1:]])  # [B, L-1]
+  def merge_round(round_, sym, n, active):
+    """One merge in each row of `active` (row indices) that has a mergeable pair; the rows
+    that merged stay active. Rows leave as they finish, so a round costs what is left."""
+    a_sym, a_n = tf.gather(sym, active), tf.gather(n, active)
+    cand = tf.strings.join([a_sym[:, :-1], a_sym[:, 1:]])  # [A, L-1]
     rank = tables.ranks.lookup(cand)
-    ok = (rank >= 0) & (pos < (n - 1)[:, tf.newaxis])
+    ok = (rank >= 0) & (pos < (a_n - 1)[:, tf.newaxis])
     key = tf.where(ok, rank * L + pos, _NO_MERGE)  # leftmost among equal ranks
     j = tf.argmin(key, axis=1, output_type=tf.int64)
     has = tf.reduce_any(ok, axis=1)
     merged_piece = tf.gather(cand, j, batch_dims=1)[:, tf.newaxis]
-    shifted = tf.concat([sym[:, 1:], empty], axis=1)
+    shifted = tf.concat([a_sym[:, 1:], tf.fill(tf.stack([tf.size(active), 1]), "")], axis=1)
     jj = j[:, tf.newaxis]
-    merged = tf.where(col < jj, sym, tf.where(tf.equal(col, jj), merged_piece, shifted))
-    return (round_ + 1, tf.where(has[:, tf.newaxis], merged, sym), n - tf.cast(has, tf.int64),
-            tf.reduce_any(has))
+    merged = tf.where(col < jj, a_sym, tf.where(tf.equal(col, jj), merged_piece, shifted))
+    still = tf.boolean_mask(active, has)[:, tf.newaxis]
+    sym = tf.tensor_scatter_nd_update(sym, still, tf.boolean_mask(merged, has))
+    n = tf.tensor_scatter_nd_sub(n, still, tf.ones_like(still[:, 0]))
+    return round_ + 1, sym, n, still[:, 0]
 
-  # At most L-1 rounds; the loop ends after the first round in which no row merged (long SIDs
-  # stop well before L-1: pieces are at most a few codes long).
+  # At most L-1 rounds, each over the rows still merging (pieces are a few codes long, so a
+  # long SID stops well before L-1 merges).
   if L > 1:
     _, sym, n, _ = tf.while_loop(
-        lambda round_, sym, n, more: (round_ < L - 1) & more, merge_round,
-        (tf.constant(0), sym, n, tf.constant(True)),
+        lambda round_, sym, n, active: (round_ < L - 1) & (tf.size(active) > 0), merge_round,
+        (tf.constant(0), sym, n, tf.range(batch)),
         shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, L]), tf.TensorShape([None]),
-                          tf.TensorShape([])))
+                          tf.TensorShape([None])))
   valid = col < n[:, tf.newaxis]
   ids = tables.values.lookup(sym)
   ids = tf.where(valid, ids, tf.zeros_like(ids))
