@@ -1,6 +1,7 @@
 """LabelScoreStatistics: example count, mean label / prediction, calibration and binary
 cross-entropy of a slice, from the combiner every sidrec metric shares
-(tfx_pipeline/slice_metrics.py).
+(tfx_pipeline/slice_metrics.py): it also outputs that combiner's AUC and GAUC keys, and needs
+the examples' `user_id` feature.
 
 The same values, under the same metric keys, as TFMA's ExampleCount, MeanLabel,
 MeanPrediction, Calibration (sum of predictions / sum of labels) and BinaryCrossEntropy

@@ -43,7 +43,8 @@ def test_same_values_and_keys_as_tfma_native_metrics(tmp_path):
   _data(path)
   native = _slices(path, str(tmp_path / "native"),
                    [config_pb2.MetricConfig(class_name=c) for c in NATIVE])
-  # As the Evaluator configures it: beside ExactAUC and PerUserAUC, one combiner for all three.
+  # As the Evaluator configures it, beside ExactAUC and PerUserAUC (their shared computation:
+  # gauc_test.py); the values still match TFMA's.
   ours = _slices(path, str(tmp_path / "ours"), [
       config_pb2.MetricConfig(class_name="LabelScoreStatistics", module="tfx_pipeline.score_stats"),
       config_pb2.MetricConfig(class_name="ExactAUC", module="tfx_pipeline.gauc"),

@@ -9,7 +9,9 @@ InteractionExampleGen took 216 s (1.69x a bare Beam pass) and 5.77 GB, the DAG's
 (benchmarks/stage_costs.py, README "Speed and scale").
 
 Any other input (Parquet, another payload or file format, a split partitioned by hash, files
-not named *.gz) goes to the stock executor unchanged. ExampleGen's order carries nothing
+not named *.gz or whose first record is not a tf.Example) goes to the stock executor unchanged.
+Unlike the stock executor this parses only each shard's first record: a shard corrupt further
+on fails in StatisticsGen, the next reader, instead of here. ExampleGen's order carries nothing
 downstream: the ExamplePacker orders each chunk by record content.
 """
 import os
@@ -77,8 +79,12 @@ def copy_split(inputs: List[str], split_uri: str):
     target = os.path.join(split_uri, f"{write_split.DEFAULT_TF_RECORD_FILE_NAME}-"
                                      f"{index:05d}-of-{len(inputs):05d}.gz")
     temp = f"{target}.tmp-{uuid.uuid4().hex}"
-    tf.io.gfile.copy(source, temp)
-    tf.io.gfile.rename(temp, target, overwrite=True)
+    try:
+      tf.io.gfile.copy(source, temp)
+      tf.io.gfile.rename(temp, target, overwrite=True)
+    finally:
+      if tf.io.gfile.exists(temp):  # a failed copy leaves no file a `Split-*/*` glob would read
+        tf.io.gfile.remove(temp)
 
 
 class Executor(stock_executor.Executor):

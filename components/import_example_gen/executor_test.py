@@ -35,7 +35,8 @@ def _write_input(root, splits=("train", "eval"), shards=2, rows=20, suffix=".tfr
 
 
 def _exec_properties(input_base, splits):
-  """The exec properties the launcher gives the sidrec DAG's ImportExampleGen (protos as JSON)."""
+  """The sidrec DAG's ImportExampleGen's exec properties, protos as JSON as the launcher passes
+  them (without what the driver adds: span, version, input fingerprint)."""
   component = pipeline._import_example_gen(input_base, list(splits), "ExampleGen")
   return {key: proto_utils.proto_to_json(value) if hasattr(value, "DESCRIPTOR") else value
           for key, value in component.exec_properties.items()}

@@ -1,15 +1,17 @@
 """SentencePiece (BPE) segmentation of SIDs in standard TensorFlow ops.
 
 No tensorflow_text, no py_function: only UnicodeEncode, StringJoin, hash-table lookups (tables
-initialised from the vocabulary asset with tf.lookup.TextFileInitializer), ArgMin/Where/Gather and
-assertions, i.e. ops every TensorFlow Serving build has. The tables take the asset path as a
+initialised from the vocabulary asset with tf.lookup.TextFileInitializer), UniqueV2, a While
+loop, ArgMin/Where/Gather/BooleanMask/TensorScatterUpdate and assertions, i.e. core ops every
+TensorFlow Serving build has. The tables take the asset path as a
 tensor, so the same code runs on a tf.Transform analyzer output (`segment_sids`) and on a path
 string (`SpmSubIdSegmenter`, a tf.Module whose asset is copied into a SavedModel's assets/).
 
-Algorithm (exactly sentencepiece's BPE encoder, see vocabulary.py): the L codes of a SID become L
-one-character strings; L-1 rounds each merge, per row, the adjacent pair whose concatenation is a
-multi-code piece with the smallest merge rank (= highest score), the leftmost on equal ranks; rows
-with no mergeable pair stay as they are. The remaining symbols are looked up as token ids
+Algorithm (exactly sentencepiece's BPE encoder, see vocabulary.py), over each distinct SID of
+the batch once: the L codes of a SID become L one-character strings; each of at most L-1 rounds
+merges, per row, the adjacent pair whose concatenation is a multi-code piece with the smallest
+merge rank (= highest score), the leftmost on equal ranks; a row with no mergeable pair is done
+and leaves the loop, which ends when no row is left. The remaining symbols are looked up as token ids
 (learned pieces, or the fallback token of a code the model never saw). Output: token ids [B, L]
 int64, padded with 0 after each row's length.
 
