@@ -66,6 +66,9 @@ def test_run_prints_progress_and_writes_the_full_log_to_a_file(tmp_path, monkeyp
 
   class FakeLocalDagRunner:
 
+    def __init__(self, parallelism, log_path, quiet):
+      got["runner"] = (parallelism, log_path, quiet)
+
     def run(self, pipeline):
       for i, name in enumerate(pipeline.components):
         absl_logging.info("Component %s is running.", name)
@@ -77,7 +80,8 @@ def test_run_prints_progress_and_writes_the_full_log_to_a_file(tmp_path, monkeyp
   monkeypatch.setattr(local_runner, "ensure_data", lambda config, force=False: {
       "dataset": "synthetic", "train_examples": 1234})
   monkeypatch.setattr(local_runner.pipeline_lib, "create_pipeline", create_pipeline)
-  monkeypatch.setattr(local_runner.tfx.orchestration, "LocalDagRunner", FakeLocalDagRunner)
+  monkeypatch.setattr(local_runner.parallel_dag_runner, "ParallelLocalDagRunner",
+                      FakeLocalDagRunner)
   monkeypatch.setattr(local_runner.report_lib, "build_report",
                       lambda config, stats, component_seconds, cached, pipeline_seconds: {
                           "split": stats, "components": {"cached": cached}})
@@ -93,6 +97,8 @@ def test_run_prints_progress_and_writes_the_full_log_to_a_file(tmp_path, monkeyp
   assert len(logs) == 1 and re.fullmatch(r"run-\d{8}-\d{6}\.log", logs[0]), logs
   log_path = os.path.join(config.output_dir, "logs", logs[0])
   assert f"full log: {log_path}" in out
+  # The runner's workers log to the same file.
+  assert got["runner"] == (local_runner.default_parallelism(), log_path, True)
   assert re.search(r"^\[1/2\] InteractionExampleGen done in \d+\.\ds$", out, re.M), out
   assert re.search(r"^\[2/2\] StatisticsGen cached in \d+\.\ds$", out, re.M), out
   assert "executor detail" not in out  # the terminal gets progress, not the TFX log

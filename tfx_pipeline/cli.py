@@ -386,8 +386,18 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
   config = build_config(args)
   from tfx_pipeline import local_runner
-  local_runner.run(config, force_prepare=args.force_prepare)
+  local_runner.run(config, force_prepare=args.force_prepare, parallelism=args.parallelism)
   return 0
+
+
+def _positive_int(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    value = 0
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+  return value
 
 
 def _int_list(text: str) -> tuple:
@@ -531,6 +541,9 @@ def make_parser() -> argparse.ArgumentParser:
   _add_common(p)
   p.add_argument("--force-prepare", action="store_true",
                  help="re-prepare the data even if DIR/data exists for the same settings")
+  p.add_argument("--parallelism", type=_positive_int, default=None, metavar="N",
+                 help="DAG nodes run at once, each in a worker process (default: one per core, "
+                      "at most 2; 1: TFX's LocalDagRunner, one node after the other)")
   p.set_defaults(func=_cmd_run)
 
   p = command("experiment", help="representations over seeds, table budgets and MoC "

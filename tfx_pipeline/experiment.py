@@ -302,7 +302,7 @@ def _moc_config(base: config_lib.PipelineConfig, scaling: int, codebook_seed: in
 
 def run_experiment(base: config_lib.PipelineConfig, plan: ExperimentPlan,
                    runner=None, summarize_only: bool = False) -> dict:
-  """Runs every cell (LocalDagRunner by default) and writes experiment.json / .md.
+  """Runs every cell (`local_runner.run` by default) and writes experiment.json / .md.
 
   `summarize_only`: run nothing; summarize what DIR/experiment_runs holds for the plan.
   """

@@ -1,4 +1,5 @@
-"""Runs the sidrec pipeline on this machine: LocalDagRunner, SQLite metadata, Beam DirectRunner."""
+"""Runs the sidrec pipeline on this machine: LocalDagRunner (its nodes up to 2 at a time,
+parallel_dag_runner.py), SQLite metadata, Beam DirectRunner."""
 import dataclasses
 import json
 import logging
@@ -6,13 +7,14 @@ import os
 import re
 import sys
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 from absl import logging as absl_logging
 from tfx import v1 as tfx
 
 from contracts import config as config_lib
 from contracts import schema
+from tfx_pipeline import parallel_dag_runner
 from tfx_pipeline import pipeline as pipeline_lib
 from tfx_pipeline import report as report_lib
 
@@ -78,14 +80,10 @@ class ComponentProgress(logging.Handler):
     print(line, file=self.stream, flush=True)
 
 
-# Warnings TFX 1.21 logs for every component input on the local runner (its channel resolver
-# ignores property predicates it does not need here); kept in the log file, not the terminal.
-_KNOWN_NOISE = ("property_predicate is not supported",)
-
-
-def _drop_known_noise(record: logging.LogRecord) -> bool:
-  message = record.getMessage()
-  return not any(noise in message for noise in _KNOWN_NOISE)
+def default_parallelism() -> int:
+  """Nodes run at once by `sidrec run`: one per core, at most 2 (each loads TensorFlow, ~1.5 GB,
+  and a Trainer's own threads use every core)."""
+  return max(1, min(2, len(os.sched_getaffinity(0))))
 
 
 def local_beam_args(config: config_lib.PipelineConfig) -> tuple:
@@ -167,8 +165,13 @@ def write_serving_files(config: config_lib.PipelineConfig) -> list:
 
 
 def run(config: config_lib.PipelineConfig, force_prepare: bool = False,
-        quiet_tfx_logs: bool = True) -> dict:
-  """Prepares the data, runs the pipeline, writes DIR/report.json and prints the summary."""
+        quiet_tfx_logs: bool = True, parallelism: Optional[int] = None) -> dict:
+  """Prepares the data, runs the pipeline, writes DIR/report.json and prints the summary.
+
+  `parallelism`: DAG nodes launched at once (tfx_pipeline/parallel_dag_runner.py; default
+  `default_parallelism()`); 1 runs TFX's LocalDagRunner as it is.
+  """
+  parallelism = default_parallelism() if parallelism is None else parallelism
   from tfx_pipeline.data import prepare
   os.makedirs(config.output_dir, exist_ok=True)
   stats = ensure_data(config, force=force_prepare)
@@ -190,21 +193,22 @@ def run(config: config_lib.PipelineConfig, force_prepare: bool = False,
   log_path = os.path.join(config.output_dir, "logs", time.strftime("run-%Y%m%d-%H%M%S.log"))
   os.makedirs(os.path.dirname(log_path), exist_ok=True)
   file_handler = logging.FileHandler(log_path)
-  file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+  file_handler.setFormatter(logging.Formatter(parallel_dag_runner.LOG_FORMAT))
   warnings_handler = logging.StreamHandler(sys.stderr)
   warnings_handler.setLevel(logging.WARNING)
-  warnings_handler.addFilter(_drop_known_noise)
+  warnings_handler.addFilter(parallel_dag_runner.drop_known_noise)
   handlers = [progress, file_handler] + ([warnings_handler] if quiet_tfx_logs else [])
   for handler in handlers:
     absl_logger.addHandler(handler)
   absl_logging.set_verbosity(absl_logging.INFO)
   if quiet_tfx_logs:
     absl_logger.propagate = False
-  print(f"Running pipeline '{config.name}' ({progress.total} components), "
-        f"root {config.pipeline_root}; full log: {log_path}", flush=True)
+  print(f"Running pipeline '{config.name}' ({progress.total} components"
+        + (f", up to {parallelism} at a time" if parallelism > 1 else "")
+        + f"), root {config.pipeline_root}; full log: {log_path}", flush=True)
   start = time.time()
   try:
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    parallel_dag_runner.ParallelLocalDagRunner(parallelism, log_path, quiet_tfx_logs).run(pipeline)
   finally:
     for handler in handlers:
       absl_logger.removeHandler(handler)
