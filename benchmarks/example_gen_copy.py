@@ -62,7 +62,7 @@ def run_one(which: str, data_dir: str, out: str) -> dict:
   from tfx_pipeline import local_runner
   beam_args = local_runner.local_beam_args(
       config_lib.PipelineConfig(output_dir=os.path.dirname(data_dir)))
-  context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args)
+  context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=list(beam_args))
   start = time.perf_counter()
   executor_class(context).Do({}, {"examples": [examples]}, properties)
   seconds = time.perf_counter() - start
