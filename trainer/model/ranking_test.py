@@ -226,7 +226,7 @@ def test_low_rank_cross_no_history_and_label_shapes(data):
 
 
 @pytest.mark.parametrize("name", [n for n in RankingConfig.REPRESENTATIONS
-                                  if registry.get(n).reads_aligned()])
+                                  if registry.get(n).reads_aligned() and not registry.get(n).parts])
 def test_aligned_representations_read_their_aligned_inputs(name, data):
   from trainer.model import representations as R  # pylint: disable=g-import-not-at-top
   entry = registry.get(name)

@@ -63,6 +63,7 @@ EXPECTED_ROWS = {
     "aligned_sid_spm": 30,
     "aligned_moc": 3 * 16,
     "aligned_dense": 0,
+    "aligned_sid_prefix_ngram+aligned_dense": 32 + 32 ** 2 + 4096,
 }
 
 
