@@ -49,6 +49,20 @@ def test_progress_lines_count_components_and_tell_done_from_cached(tmp_path):
   assert all(s >= 0 for s in progress.seconds.values())
 
 
+def test_two_components_running_at_once_have_a_number_each(tmp_path):
+  stream = io.StringIO()
+  progress = local_runner.ComponentProgress(total=3, pipeline_root=str(tmp_path), stream=stream)
+  log = _progress_logger(progress)
+  for message in ("Component A is running.", "Component B is running.",
+                  "Component B is finished.", "Component C is running.",
+                  "Component A is finished.", "Component C is finished."):
+    log.info(message)
+  numbers = [re.match(r"\[(\d)/3\] (\w)", line).groups()
+             for line in stream.getvalue().splitlines()]
+  assert numbers == [("1", "A"), ("2", "B"), ("2", "B"), ("3", "C"), ("1", "A"), ("3", "C")]
+  assert progress.done == 3
+
+
 def test_run_prints_progress_and_writes_the_full_log_to_a_file(tmp_path, monkeypatch, capsys):
   """`local_runner.run` with the pipeline replaced by a fake LocalDagRunner that logs like
   TFX's: the terminal gets the progress lines, the log file gets every INFO line."""

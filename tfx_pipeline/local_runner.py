@@ -52,6 +52,9 @@ class ComponentProgress(logging.Handler):
     self.stream = stream or sys.stdout
     self.done = 0
     self.started: Dict[str, float] = {}
+    # A component's number is its place in the start order, on both of its lines: with two
+    # components running at once, a count of finished ones gave two "[k/n] ..." lines one k.
+    self.number: Dict[str, int] = {}
     self.runs_before: Dict[str, int] = {}
     self.cached = set()
     self.seconds: Dict[str, float] = {}
@@ -62,7 +65,8 @@ class ComponentProgress(logging.Handler):
       name = match.group(1)
       self.started[name] = time.time()
       self.runs_before[name] = executor_runs(self.pipeline_root, name)
-      self._print(f"[{self.done + 1}/{self.total}] {name} ...")
+      self.number.setdefault(name, len(self.number) + 1)
+      self._print(f"[{self.number[name]}/{self.total}] {name} ...")
     elif match := _FINISHED.match(message):
       name = match.group(1)
       self.done += 1
@@ -74,7 +78,8 @@ class ComponentProgress(logging.Handler):
         how = "cached"
       else:
         how = "done"
-      self._print(f"[{self.done}/{self.total}] {name} {how} in {self.seconds[name]:.1f}s")
+      number = self.number.setdefault(name, len(self.number) + 1)
+      self._print(f"[{number}/{self.total}] {name} {how} in {self.seconds[name]:.1f}s")
 
   def _print(self, line: str) -> None:
     print(line, file=self.stream, flush=True)
