@@ -6,15 +6,14 @@
 
 Runs the sidrec DAG (the default representations, as `make demo` does) from an empty pipeline
 root with LocalDagRunner and the local Beam arguments: all of it (the default) or up to the
-ExamplePacker (`--through packer`). Beside the DAG's own Transform
-runs a copy that only analyses (`materialize=False`), so Transform's analyzers are priced
-apart from its per-record transform.
+ExamplePacker (`--through packer`). The DAG's Transform only analyses (materialize=False),
+so its line is the analyzers' price; the per-record transform runs in the ExamplePacker.
 
 The baseline, timed twice in the same process with the same runner right after the DAG: a bare
 Beam pass over InteractionExampleGen's output (read the GZIP'd TFRecords, parse each
 tf.Example, serialize it, write GZIP'd TFRecords). Each stage's line: its seconds, the records
 it reads (the interactions; the eval split for an Evaluator; the train split for the
-analysis-only Transform; the catalog for the item stages),
+Transform, which analyses it; the catalog for the item stages),
 seconds per 10^6 of them, and the ratio of that to the bare pass's per-record cost (issue 15's
 target: no stage above 3x, Transform's analyzers apart). The machine's matmul rate and the
 peak memory are printed beside them: the highest resident set of the process that ran the DAG
@@ -49,7 +48,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.machine_rate import matmul_gflops  # noqa: E402
 from contracts import config as config_lib  # noqa: E402
 
-ANALYZE_ONLY = "TransformAnalyzersOnly"
 # Stages whose records are the catalog's items, not the interactions.
 ITEM_STAGES = ("CatalogExampleGen", "ContentEmbedder", "SemanticIdAssigner")
 NOT_BEAM = ("CodebookTrainer", "Trainer", "SchemaGen", "ExampleValidator", "ContentAligner",
@@ -132,21 +130,12 @@ def count_records(pattern: str) -> int:
                                                 else "")) if files else 0
 
 
-def analyzers_only(config: config_lib.PipelineConfig, components: dict):
-  """A copy of the DAG's Transform that runs the analysis alone (writes no examples)."""
-  from tfx_pipeline import pipeline as pipeline_lib
-  transform = components["Transform"]
-  return [pipeline_lib.transform_component(
-      config, transform.inputs["examples"], transform.inputs["schema"],
-      materialize=False).with_id(ANALYZE_ONLY)]
-
-
 def records_of(stage: str, counts: dict) -> int:
   if any(stage.endswith(suffix) or stage == suffix for suffix in ITEM_STAGES):
     return counts["items"]
   if stage.endswith("Evaluator"):
     return counts["eval"]
-  if stage == ANALYZE_ONLY:
+  if stage == "Transform":  # the analysis alone, over the training split
     return counts["train"]
   return counts["interactions"]
 
@@ -175,9 +164,7 @@ def run_size(base: config_lib.PipelineConfig, args, interactions) -> dict:
   start = time.time()
   spans = {}
   with MemorySampler() as memory:
-    seconds = partial_pipeline.run_partial(config, targets + [ANALYZE_ONLY],
-                                           extra_components=lambda c: analyzers_only(config, c),
-                                           started=spans)
+    seconds = partial_pipeline.run_partial(config, targets, started=spans)
   wall = time.time() - start
   stage_peak_gb = {stage: memory.peak_gb_between(spans[stage], spans[stage] + s)
                    for stage, s in seconds.items() if stage in spans}
@@ -219,11 +206,7 @@ def print_size(r: dict) -> None:
       continue
     n = records_of(stage, counts)
     per_m = s / n * 1e6 if n else float("nan")
-    note = ""
-    if stage == "Transform" and ANALYZE_ONLY in seconds:
-      rest = s - seconds[ANALYZE_ONLY]
-      note = (f"   analyzers {seconds[ANALYZE_ONLY]:.1f}s; the rest {rest:.1f}s = "
-              f"{rest / n * 1e6 / bare_per_m:.2f}x bare")
+    note = "   (its analyzers, apart from the target)" if stage == "Transform" else ""
     print(f"{stage:40s}{peak}{s:9.1f}{n:11,d}{per_m:9.1f}{per_m / bare_per_m:8.2f}{note}")
 
 

@@ -9,18 +9,17 @@ Custom properties: `chunk_size` (int), `split_names` (str, encoded as on Example
 import os
 from typing import List
 
-from contracts import transform_settings as names
+from contracts import schema
 
 NUM_EXAMPLES = "num_examples"  # int64 feature of every chunk: its number of examples
 FILE_PREFIX = "chunks"
 FILE_SUFFIX = ".tfrecord"
 CHUNK_SIZE_PROPERTY = "chunk_size"
 SPLIT_NAMES_PROPERTY = "split_names"  # no sidrec type declares PROPERTIES (contracts/artifacts.py)
-# A record's chunk is drawn from its features other than the codes, so which codebooks a run
-# joins does not move an example to another chunk.
-CODE_FEATURE_PREFIXES = tuple(
-    history + prefix for prefix in (names.ITEM_CODES_PREFIX, names.ITEM_SPM_TOKENS_PREFIX)
-    for history in ("", names.HISTORY_PREFIX))
+# A record's chunk is drawn from its features other than the codes (the packer keys Transform's
+# input, the joined examples), so which codebooks a run joins does not move an example to
+# another chunk.
+CODE_FEATURE_PREFIXES = (schema.ITEM_CODES_PREFIX, schema.HISTORY_CODES_PREFIX)
 
 
 def is_code_feature(name: str) -> bool:

@@ -57,8 +57,8 @@ def _expected_inputs(config) -> dict:
   assert set(codes) == {"codes_rqvae", "codes_moc"}
   joined = {"examples": ("SemanticIdJoiner", "joined_examples"),
             "schema": ("SemanticIdJoiner", "joined_schema")}
-  transformed = {"examples": ("Transform", "transformed_examples"),
-                 "transform_graph": ("Transform", "transform_graph")}
+  packed_input = {"examples": ("SemanticIdJoiner", "joined_examples"),
+                  "transform_graph": ("Transform", "transform_graph")}
   embeddings = ("ContentEmbedder", "item_embeddings")
   expected = {
       "InteractionExampleGen": {},
@@ -71,7 +71,7 @@ def _expected_inputs(config) -> dict:
       "SemanticIdJoiner": {"examples": ("InteractionExampleGen", "examples"),
                            "schema": ("SchemaGen", "schema"), **codes},
       "Transform": joined,
-      "ExamplePacker": transformed,
+      "ExamplePacker": packed_input,
   }
   for prefix in books.values():
     expected[f"{prefix}CodebookTrainer"] = {"item_embeddings": embeddings,
@@ -81,7 +81,7 @@ def _expected_inputs(config) -> dict:
                                                             "codebook")}
   for representation in config.representations:
     r = pipeline.component_prefix(representation)
-    expected[f"{r}Trainer"] = dict(transformed, **codes,
+    expected[f"{r}Trainer"] = dict(packed_input, **codes,
                                    packed_examples=("ExamplePacker", "packed_examples"))
     if representation == "dense_content":
       expected[f"{r}Trainer"]["item_embeddings"] = embeddings

@@ -10,9 +10,11 @@ Stages so far (later stages extend the same function):
   <Method>SemanticIdAssigner  Beam: every item, new ones included -> its codes
   SemanticIdJoiner       every codebook's candidate + history codes onto the interactions, and
                          the joined schema
-  Transform              stock; trainer.preprocessing.preprocessing_fn (SPM sub-ID analyzer)
-  ExamplePacker          Beam: Transform's examples in chunks of parsed columns, read by every
-                         Trainer (one tf.Example parse per chunk, not per example)
+  Transform              stock; trainer.preprocessing.preprocessing_fn (SPM sub-ID analyzer);
+                         analysis only (materialize=False): the packer applies its graph
+  ExamplePacker          Beam: the joined examples through the transform graph, in chunks of
+                         parsed columns, read by every Trainer (one tf.Example parse per
+                         chunk, not per example)
   when a representation is aligned (aligned_sid_prefix_ngram, aligned_moc, aligned_dense, ...):
     ItemIdVocabTrainer   the item_id_vocab ranker (training split only) also writes its learned
                          item table (ItemVectors); it is the item_id_vocab representation's
@@ -113,17 +115,16 @@ def transform_settings(config: config_lib.PipelineConfig) -> TransformSettings:
       spm_codebooks=(r.sid_codebook,))
 
 
-def transform_component(config: config_lib.PipelineConfig, examples, schema,
-                        materialize: bool = True):
-  """The DAG's Transform over the joined examples (`materialize=False`: the analysis alone, as
-  benchmarks/stage_costs.py prices it)."""
+def transform_component(config: config_lib.PipelineConfig, examples, schema):
+  """The DAG's Transform over the joined examples: the analysis alone, whose graph
+  ExamplePacker applies (materializing cost a pass of its own, 2.0x a bare Beam pass on ML-1M,
+  which the packer then read back)."""
   return tfx.components.Transform(
       examples=examples, schema=schema, preprocessing_fn=PREPROCESSING_FN,
       custom_config=transform_settings(config).custom_config(),
       # Vocabularies and the SentencePiece model see the training split only.
-      splits_config=transform_pb2.SplitsConfig(
-          analyze=["train"], transform=["train", "eval"] if materialize else []),
-      materialize=materialize, disable_statistics=True)
+      splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=[]),
+      materialize=False, disable_statistics=True)
 
 
 # What tells TFX's BaseBeamExecutor that the workers already have every package.
@@ -225,10 +226,11 @@ def create_pipeline(
   joiner = SemanticIdJoiner(
       examples=interactions_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
       codes=codes)
-  transform = transform_component(config, joiner.outputs[joiner_spec.JOINED_EXAMPLES_KEY],
+  joined_examples = joiner.outputs[joiner_spec.JOINED_EXAMPLES_KEY]
+  transform = transform_component(config, joined_examples,
                                   joiner.outputs[joiner_spec.JOINED_SCHEMA_KEY])
   packer = ExamplePacker(
-      examples=transform.outputs["transformed_examples"],
+      examples=joined_examples,
       transform_graph=transform.outputs["transform_graph"],
       chunk_size=config.ranking.packed_chunk_size)
   components += [joiner, transform, packer]
@@ -243,7 +245,8 @@ def create_pipeline(
     if entry.reads_content():
       content = aligned_embeddings if entry.reads_aligned() else raw_embeddings
     return SidRankingTrainer(
-        examples=transform.outputs["transformed_examples"],
+        # Lineage (the stock Trainer needs `examples`); run_fn reads the packed chunks.
+        examples=joined_examples,
         transform_graph=transform.outputs["transform_graph"],
         # Every joined codebook (the exported transform graph reads all their codes), and
         # the aligned codebooks this representation reads.
@@ -300,12 +303,12 @@ def create_pipeline(
                                        producer_component_id=f"{prefix}Evaluator"),
     ).with_id(f"{prefix}BaselineResolver")
     evaluator = RepresentationEvaluator(
-        examples=joiner.outputs[joiner_spec.JOINED_EXAMPLES_KEY], model=trainer.outputs["model"],
+        examples=joined_examples, model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"] if baseline else None,
         schema=joiner.outputs[joiner_spec.JOINED_SCHEMA_KEY], eval_config=eval_config,
         example_splits=["eval"]).with_id(f"{prefix}Evaluator")
     gate = ServingGate(
-        model=trainer.outputs["model"], examples=joiner.outputs[joiner_spec.JOINED_EXAMPLES_KEY],
+        model=trainer.outputs["model"], examples=joined_examples,
         # The raw content: serve_new_items of content and aligned models takes it.
         item_embeddings=(raw_embeddings if entry.reads_content() or entry.reads_aligned()
                          else None),

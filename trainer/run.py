@@ -1,7 +1,7 @@
 """The Trainer's `run_fn` (passed as the dotted path `trainer.run.run_fn`).
 
-    ExamplePacker's chunks of Transform's output (read_packed), or Transform's TFRecords
-    themselves (read_transformed); only the features this representation reads
+    ExamplePacker's chunks of the transformed examples (read_packed), or a materializing
+    Transform's TFRecords (read_transformed); only the features this representation reads
       -> SidRankingModel (TFRS, DCN-v2) fit for RankingConfig.epochs, TensorBoard logs,
          under RankingConfig.distribution's tf.distribute strategy (trainer/distribution.py)
       -> SavedModel with the transform graph, the model and the item tables

@@ -1,9 +1,11 @@
-"""ExamplePacker: Transform's examples regrouped into chunks of parsed columns, for the Trainers.
+"""ExamplePacker: Transform's input examples, transformed, in chunks of parsed columns, for the
+Trainers.
 
-Runs once per Transform output; every SidRankingTrainer below it reads the packed chunks
-(`trainer.run.read_packed`) instead of parsing one tf.Example per example (see executor.py
-for why and how chunks are drawn). Transform itself stays the stock component, and its
-`transformed_examples` stay the Trainer's `examples` input (lineage, and the fallback reader).
+Runs once per Transform; every SidRankingTrainer below it reads the packed chunks
+(`trainer.run.read_packed`) instead of parsing one tf.Example per example. Transform stays the
+stock component but only analyses (materialize=False): the packer runs its graph over the
+examples Transform analysed, so the transformed examples are never written as tf.Examples
+(see executor.py for why and how chunks are drawn).
 """
 from tfx import types
 from tfx.dsl.components.base import base_beam_component
@@ -14,7 +16,8 @@ from contracts import artifacts
 
 
 class ExamplePacker(base_beam_component.BaseBeamComponent):
-  """Packs transformed examples into chunks of ~chunk_size examples stored column-wise."""
+  """Transforms `examples` with `transform_graph` into chunks of ~chunk_size examples stored
+  column-wise."""
 
   SPEC_CLASS = spec.ExamplePackerSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)

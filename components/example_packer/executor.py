@@ -1,13 +1,21 @@
-"""ExamplePacker executor: Transform's tf.Examples -> chunks of parsed columns, with Beam.
+"""ExamplePacker executor: Transform's input examples, transformed with its graph, -> chunks of
+parsed columns, with Beam.
 
-Why: on 2 cores a Trainer spends nearly as much CPU reading Transform's output (GZIP inflate,
-one tf.Example proto per example) as on its training step (benchmarks/tfx_trainer_throughput.py),
-and every Trainer of a run (one per representation, and per seed in `sidrec experiment`)
-re-reads the same output. Packed once into chunks that store each feature column-wise, a read
-costs the proto overhead once per chunk instead of once per example.
+Why chunks: on 2 cores a Trainer spends nearly as much CPU reading Transform's output (GZIP
+inflate, one tf.Example proto per example) as on its training step
+(benchmarks/tfx_trainer_throughput.py), and every Trainer of a run (one per representation, and
+per seed in `sidrec experiment`) re-reads the same output. Packed once into chunks that store
+each feature column-wise, a read costs the proto overhead once per chunk instead of once per
+example.
+
+Why the packer transforms: the DAG's Transform only analyses (materialize=False). Its
+materialization was a pass of its own, with TFT's Arrow decoding and a GZIP'd write, and the
+packer then read it all back; here the packer parses each batch of chunks with the raw
+feature spec and runs the transform graph on it once (benchmarks/stage_costs.py measures the
+two stages).
 
 Chunks: each record goes to chunk `fingerprint(key(record)) mod ceil(n / chunk_size)`, so a
-chunk is a uniform random sample of its split (Transform's output keeps the input order, one
+chunk is a uniform random sample of its split (the examples keep the input order, one
 user's interactions together) and the packing is the same for the same data; inside a chunk
 records are ordered by that fingerprint. The key is the example without its code features
 (contracts.packed_examples_io.is_code_feature), serialized with its features in key order:
@@ -15,7 +23,7 @@ records are ordered by that fingerprint. The key is the example without its code
   same chunks, so its models see the same example order (with the codes in the key, adding a
   codebook moved dense_content's new-item AUC by up to 0.014 on ML-1M, README);
 - in key order, because protobuf writes a map field in an order that differs between
-  processes, so Transform gives the same example other bytes in every run.
+  processes, so the same example can come with other bytes in another run.
 The Trainer shuffles chunks and re-batches them (`trainer.run.read_packed`). Output is
 uncompressed: inflating is the cost this removes.
 
@@ -27,6 +35,7 @@ counting, so no stage holds the records for the count's side input.
 import hashlib
 import math
 import os
+import re
 from typing import Any, Dict, Iterable, List, Tuple
 
 import apache_beam as beam
@@ -41,6 +50,7 @@ from components.example_packer import bucket_files
 from components.example_packer import spec
 from contracts import beam_runners
 from contracts import packed_examples_io as layout
+from contracts import schema as S
 
 
 
@@ -64,7 +74,7 @@ def packable_spec(transform_graph_uri: str) -> Dict[str, tf.io.FixedLenFeature]:
 def _chunk_key(record: bytes, count: int, chunk_size: int) -> Tuple[int, Tuple[int, bytes]]:
   """record -> (its chunk, (its place in the chunk, the record)).
 
-  The record stays as Transform wrote it: its bytes break a tie in the chunk's sort only
+  The record stays as it was read: its bytes break a tie in the chunk's sort only
   between records with one key, which hold the same values (the codes are a function of the
   item keys in the key), so the packed columns are the same whichever comes first."""
   example = tf.train.Example.FromString(record)
@@ -74,39 +84,88 @@ def _chunk_key(record: bytes, count: int, chunk_size: int) -> Tuple[int, Tuple[i
   return fp % max(1, math.ceil(count / chunk_size)), (fp, record)
 
 
-class PackChunkFn(beam.DoFn):
-  """(chunk, [(place, serialized tf.Example)]) -> one serialized chunk tf.Example."""
+# Chunks transformed in one call of the transform graph (16 x 128 = 2,048 examples by
+# default): a call costs a few ms whatever its size, so one per 128-example chunk would add
+# tens of seconds per 10^6 examples.
+CHUNKS_PER_TRANSFORM = 16
+
+
+class PackChunksFn(beam.DoFn):
+  """[(chunk, [(place, raw serialized tf.Example)])] -> one serialized chunk per chunk.
+
+  The raw examples of all the chunks, each chunk's by place, are parsed with the raw feature
+  spec and transformed in one call; each chunk then holds its examples' transformed values.
+  """
 
   def __init__(self, transform_graph_uri: str, split: str):
     self._uri, self._split = transform_graph_uri, split
-    self._spec = None
+    self._spec = self._raw_spec = self._layer = None
 
   def setup(self):
+    output = tft.TFTransformOutput(self._uri)
     self._spec = packable_spec(self._uri)
+    self._raw_spec = output.raw_feature_spec()
+    self._layer = output.transform_features_layer()
 
-  def process(self, keyed: Tuple[int, Iterable[Tuple[int, bytes]]]):
-    yield self._pack(keyed[1])
+  def process(self, batch: List[Tuple[int, Iterable[Tuple[int, bytes]]]]):
+    yield from self._pack([placed for _, placed in batch])
 
-  def _pack(self, placed: Iterable[Tuple[int, bytes]]) -> bytes:
-    """[(place, serialized tf.Example)] -> one serialized chunk, its examples by place."""
-    records = [record for _, record in sorted(placed)]
+  def _pack(self, chunks: List[Iterable[Tuple[int, bytes]]]) -> List[bytes]:
+    """Each chunk's [(place, raw record)] -> its serialized chunk, its examples by place."""
+    ordered = [[record for _, record in sorted(placed)] for placed in chunks]
+    records = [record for chunk in ordered for record in chunk]
     try:
-      parsed = tf.io.parse_example(tf.constant(records), self._spec)
+      transformed = self._layer(tf.io.parse_example(tf.constant(records), self._raw_spec))
     except tf.errors.InvalidArgumentError as e:
-      raise ValueError(f"ExamplePacker: split {self._split!r}: an example does not match the "
-                       f"transformed schema ({e.message.splitlines()[0]})") from e
-    feature = {layout.NUM_EXAMPLES: tf.train.Feature(
-        int64_list=tf.train.Int64List(value=[len(records)]))}
-    for name, tensor in parsed.items():
-      values = tensor.numpy().reshape(-1)
-      if values.dtype == np.float32:
-        feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values.tolist()))
-      elif values.dtype.kind in "iu":
-        feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=values.tolist()))
-      else:
-        feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=values.tolist()))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(
-        deterministic=True)
+      raise ValueError(f"ExamplePacker: split {self._split!r}: {self._which(records)} does not "
+                       f"match the schema Transform analysed ({_op_message(e)}); re-run "
+                       f"SchemaGen and Transform over these examples") from e
+    columns = {}
+    for name, spec_ in self._spec.items():
+      tensor = transformed[name]
+      if tensor.dtype != spec_.dtype:
+        tensor = tf.cast(tensor, spec_.dtype)
+      values = tensor.numpy().reshape(len(records), -1)
+      columns[name] = (values, _feature_of(values.dtype))
+    out, start = [], 0
+    for chunk in ordered:
+      stop = start + len(chunk)
+      feature = {layout.NUM_EXAMPLES: tf.train.Feature(
+          int64_list=tf.train.Int64List(value=[len(chunk)]))}
+      for name, (values, make) in columns.items():
+        feature[name] = make(values[start:stop].reshape(-1).tolist())
+      out.append(tf.train.Example(features=tf.train.Features(feature=feature))
+                 .SerializeToString(deterministic=True))
+      start = stop
+    return out
+
+
+  def _which(self, records: List[bytes]) -> str:
+    """The first record the raw spec cannot parse, by its user and item ids."""
+    for record in records:
+      try:
+        tf.io.parse_single_example(record, self._raw_spec)
+      except tf.errors.InvalidArgumentError:
+        feature = tf.train.Example.FromString(record).features.feature
+        ids = [f"{name} {feature[name].bytes_list.value[0].decode(errors='replace')!r}"
+               for name in (S.USER_ID, S.ITEM_ID) if feature[name].bytes_list.value]
+        return "the example of " + ", ".join(ids) if ids else "an example"
+    return "an example"
+
+
+def _op_message(error: tf.errors.OpError) -> str:
+  """An op's error without TF's function-node prefix and op suffix."""
+  text = re.sub(r"\{\{function_node [^}]*\}\}\s*|Name: [^,]*, |, Index: \d+", "",
+                error.message.splitlines()[0])
+  return re.sub(r"\.?\s*\[Op:\w+\]$", "", text).strip()
+
+
+def _feature_of(dtype: np.dtype):
+  if dtype == np.float32:
+    return lambda v: tf.train.Feature(float_list=tf.train.FloatList(value=v))
+  if dtype.kind in "iu":
+    return lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=v))
+  return lambda v: tf.train.Feature(bytes_list=tf.train.BytesList(value=v))
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -146,7 +205,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
           else:
             chunks = keyed | f"Group[{split}]" >> beam.GroupByKey()
           _ = (chunks
-               | f"Pack[{split}]" >> beam.ParDo(PackChunkFn(graph_uri, split))
+               | f"Batch[{split}]" >> beam.BatchElements(
+                   min_batch_size=CHUNKS_PER_TRANSFORM, max_batch_size=CHUNKS_PER_TRANSFORM)
+               | f"Pack[{split}]" >> beam.ParDo(PackChunksFn(graph_uri, split))
                | f"Write[{split}]" >> beam.io.WriteToTFRecord(
                    target, file_name_suffix=layout.FILE_SUFFIX))
     finally:

@@ -1,10 +1,17 @@
-"""ExamplePacker executor over a tiny fixture: transformed examples -> packed chunks -> read back."""
+"""ExamplePacker executor over a tiny fixture: raw examples + a real transform graph -> packed
+chunks of transformed columns -> read back."""
 import glob
 import os
 
+import apache_beam as beam
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
 from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_transform.tf_metadata import dataset_metadata
+from tensorflow_transform.tf_metadata import metadata_io
+from tensorflow_transform.tf_metadata import schema_utils
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
@@ -12,9 +19,17 @@ from components.example_packer import bucket_files
 from components.example_packer import executor
 from contracts import artifacts
 from contracts import packed_examples_io
+from contracts import schema as S
 from trainer import run as trainer_run
 
 ROWS = {"train": 300, "eval": 45}
+RAW_SPEC = {
+    "row": tf.io.FixedLenFeature([], tf.int64),
+    "tokens": tf.io.FixedLenFeature([2], tf.int64),
+    "mask": tf.io.FixedLenFeature([3], tf.float32),
+    "key": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.FixedLenFeature([], tf.float32),  # read by the graph, not an output
+}
 
 
 def _example(i: int) -> bytes:
@@ -23,17 +38,45 @@ def _example(i: int) -> bytes:
       "tokens": tf.train.Feature(int64_list=tf.train.Int64List(value=[i % 7, i % 5])),
       "mask": tf.train.Feature(float_list=tf.train.FloatList(value=[i % 2, 0.5, 1.0])),
       "key": tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"item{i}".encode()])),
+      "label": tf.train.Feature(float_list=tf.train.FloatList(value=[i % 3])),
   })).SerializeToString()
 
 
-def _transform_graph(root: str, var_length: bool = False) -> str:
-  """The part of a TransformGraph the packer reads: the transformed schema."""
+def _preprocessing_fn(inputs):
+  # An analyzer (the key vocabulary, by frequency then value) and plain ops, as the DAG's has.
+  return {"row": inputs["row"], "tokens": inputs["tokens"] + 100, "mask": inputs["mask"],
+          "key": inputs["key"],
+          "key_id": tft.compute_and_apply_vocabulary(inputs["key"], vocab_filename="keys"),
+          "labelled": tf.cast(inputs["label"] > 0, tf.int64)}
+
+
+@pytest.fixture(scope="module")
+def real_graph(tmp_path_factory):
+  """A TransformGraph as the DAG's Transform writes one (analysis only), over ROWS["train"]."""
+  root = tmp_path_factory.mktemp("transform_graph")
+  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(RAW_SPEC))
+  rows = [{k: v.numpy() for k, v in tf.io.parse_single_example(_example(i), RAW_SPEC).items()}
+          for i in range(ROWS["train"])]
+  with tft_beam.Context(temp_dir=str(root / "tmp")):
+    with beam.Pipeline() as pipeline:
+      transform_fn = ((pipeline | beam.Create(rows), metadata)
+                      | tft_beam.AnalyzeDataset(_preprocessing_fn))
+      _ = transform_fn | tft_beam.WriteTransformFn(str(root / "graph"))
+  # TFX's Transform also writes the raw schema, which the packer parses the examples with.
+  metadata_io.write_metadata(metadata, str(root / "graph" / tft.TFTransformOutput.RAW_METADATA_DIR))
+  graph = standard_artifacts.TransformGraph()
+  graph.uri = str(root / "graph")
+  return graph
+
+
+def _schema_only_graph(root: str) -> str:
+  """A TransformGraph directory with only a transformed schema, whose `tokens` has no fixed
+  shape: what the packer refuses before its Beam pipeline starts."""
   schema = schema_pb2.Schema()
-  for name, kind, width in (("row", schema_pb2.INT, 1), ("tokens", schema_pb2.INT, 2),
-                            ("mask", schema_pb2.FLOAT, 3), ("key", schema_pb2.BYTES, 1)):
+  for name, kind in (("row", schema_pb2.INT), ("tokens", schema_pb2.INT)):
     feature = schema.feature.add(name=name, type=kind)
-    if not (var_length and name == "tokens"):
-      feature.shape.dim.add(size=width)
+    if name == "row":
+      feature.shape.dim.add(size=1)
     feature.presence.min_fraction = 1.0
   path = os.path.join(root, "transformed_metadata")
   os.makedirs(path, exist_ok=True)
@@ -42,84 +85,123 @@ def _transform_graph(root: str, var_length: bool = False) -> str:
   return root
 
 
-def _run(tmp_path, name="packed", chunk_size=16, var_length=False):
+def _write_examples(uri: str, example=_example):
+  for split, n in ROWS.items():  # the Joiner's layout: GZIP shards per split
+    os.makedirs(os.path.join(uri, f"Split-{split}"))
+    for shard, rows in enumerate((range(0, n // 3), range(n // 3, n))):
+      path = os.path.join(uri, f"Split-{split}", f"data-{shard:05d}-of-00002.gz")
+      with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for i in rows:
+          writer.write(example(i))
+
+
+def _run(tmp_path, graph, name="packed", chunk_size=16, example=_example):
   examples = standard_artifacts.Examples()
-  examples.uri = str(tmp_path / "transformed")
+  examples.uri = str(tmp_path / f"joined_{example.__name__}")
   examples.split_names = artifact_utils.encode_split_names(list(ROWS))
   if not os.path.exists(examples.uri):
-    for split, n in ROWS.items():  # Transform's layout: GZIP shards per split
-      os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
-      for shard, rows in enumerate((range(0, n // 3), range(n // 3, n))):
-        path = os.path.join(examples.uri, f"Split-{split}", f"data-{shard:05d}-of-00002.gz")
-        with tf.io.TFRecordWriter(path, options="GZIP") as writer:
-          for i in rows:
-            writer.write(_example(i))
-  graph = standard_artifacts.TransformGraph()
-  graph.uri = _transform_graph(str(tmp_path / f"graph_{var_length}"), var_length)
+    _write_examples(examples.uri, example)
   packed = artifacts.PackedExamples()
   packed.uri = str(tmp_path / name)
   executor.Executor().Do({"examples": [examples], "transform_graph": [graph]},
                          {"packed_examples": [packed]}, {"chunk_size": chunk_size})
-  return packed, graph
+  return packed
 
 
 def _spec(graph):
   return executor.packable_spec(graph.uri)
 
 
-def test_every_example_once_with_its_values_in_random_chunks(tmp_path):
-  packed, graph = _run(tmp_path)
+def _content(packed, split="train"):
+  files = sorted(glob.glob(os.path.join(packed_examples_io.split_uri(packed, split), "*")))
+  return sorted(r.numpy() for r in tf.data.TFRecordDataset(files))
+
+
+def test_every_example_once_with_its_transformed_values_in_random_chunks(tmp_path, real_graph):
+  packed = _run(tmp_path, real_graph)
   assert packed_examples_io.split_names(packed) == ["train", "eval"]
   assert packed.get_int_custom_property("chunk_size") == 16
+  keys = [line.strip().encode() for line in open(tft.TFTransformOutput(
+      real_graph.uri).vocabulary_file_by_name("keys"))]
+  assert len(keys) == ROWS["train"]  # the analysis saw the training split
   for split, n in ROWS.items():
     files = [os.path.join(packed_examples_io.split_uri(packed, split), "*")]
-    batches = list(trainer_run.read_packed(files, _spec(graph), 32, shuffle=True, seed=1))
+    batches = list(trainer_run.read_packed(files, _spec(real_graph), 32, shuffle=True, seed=1))
     rows = [int(r) for b in batches for r in b["row"].numpy().reshape(-1)]
     assert sorted(rows) == list(range(n))
     assert all(b["row"].shape[0] == 32 for b in batches[:-1])  # re-batched to the batch size
-    for b in batches:  # each example's own values, in the transformed shapes
+    for b in batches:  # each example's own values, through the graph, in the transformed shapes
       r = b["row"].numpy().reshape(-1)
-      assert b["tokens"].numpy().tolist() == [[i % 7, i % 5] for i in r]
+      assert b["tokens"].numpy().tolist() == [[i % 7 + 100, i % 5 + 100] for i in r]
       assert b["mask"].numpy().tolist() == [[float(i % 2), 0.5, 1.0] for i in r]
       assert b["key"].numpy().reshape(-1).tolist() == [f"item{i}".encode() for i in r]
-    # Chunks are random samples of the split, not runs of consecutive records.
+      assert [keys[k] for k in b["key_id"].numpy().reshape(-1)] == [f"item{i}".encode()
+                                                                      for i in r]
+      assert b["labelled"].numpy().reshape(-1).tolist() == [int(i % 3 > 0) for i in r]
+    # Chunks are random samples of the split, not runs of consecutive records; they hold the
+    # transformed features only (not the raw `label`).
     chunks = [tf.train.Example.FromString(rec.numpy()) for rec in
               tf.data.TFRecordDataset(glob.glob(files[0]))]
     sizes = [c.features.feature[packed_examples_io.NUM_EXAMPLES].int64_list.value[0] for c in chunks]
     assert sum(sizes) == n and len(chunks) >= n // 16 // 2
+    assert set(chunks[0].features.feature) == {packed_examples_io.NUM_EXAMPLES, "row", "tokens",
+                                               "mask", "key", "key_id", "labelled"}
     first = list(chunks[0].features.feature["row"].int64_list.value)
     assert first != list(range(first[0], first[0] + len(first)))
 
 
-def test_packing_is_deterministic_and_reads_are_per_seed(tmp_path):
-  a, graph = _run(tmp_path, "a")
-  b, _ = _run(tmp_path, "b")
-  def content(packed):
-    files = sorted(glob.glob(os.path.join(packed_examples_io.split_uri(packed, "train"), "*")))
-    return sorted(r.numpy() for r in tf.data.TFRecordDataset(files))
-  assert content(a) == content(b)
+def test_packing_is_deterministic_and_reads_are_per_seed(tmp_path, real_graph):
+  a = _run(tmp_path, real_graph, "a")
+  b = _run(tmp_path, real_graph, "b")
+  assert _content(a) == _content(b)
   files = [os.path.join(packed_examples_io.split_uri(a, "train"), "*")]
   def order(seed):
-    return [int(r) for batch in trainer_run.read_packed(files, _spec(graph), 32, shuffle=True,
-                                                        seed=seed)
+    return [int(r) for batch in trainer_run.read_packed(files, _spec(real_graph), 32,
+                                                        shuffle=True, seed=seed)
             for r in batch["row"].numpy().reshape(-1)]
   assert order(3) == order(3) and order(3) != order(4)
 
 
-def test_the_chunk_of_an_example_does_not_depend_on_the_wire_order_of_its_features():
-  """protobuf writes a map field in an order that differs between processes, so Transform
-  gives the same example other bytes in another run; its chunk and its place in the chunk
-  must not change (they did: a compiled run and a local run trained on other chunks)."""
+def test_transforming_many_chunks_at_once_packs_what_one_at_a_time_packs(tmp_path, real_graph,
+                                                                         monkeypatch):
+  together = _run(tmp_path, real_graph, "together")
+  monkeypatch.setattr(executor, "CHUNKS_PER_TRANSFORM", 1)
+  alone = _run(tmp_path, real_graph, "alone")
+  assert _content(together) == _content(alone) and len(_content(alone)) >= 300 // 16 // 2
+
+
+def test_an_example_that_does_not_match_the_analysed_schema_is_named_with_the_fix(
+    tmp_path, real_graph):
+  def short_mask(i):
+    example = tf.train.Example.FromString(_example(i))
+    example.features.feature[S.ITEM_ID].bytes_list.value.append(f"m{i}".encode())
+    if i == 100:  # a training row only
+      del example.features.feature["mask"].float_list.value[-1]
+    return example.SerializeToString()
+  with pytest.raises(ValueError) as error:
+    _run(tmp_path, real_graph, example=short_mask)
+  assert str(error.value).startswith(
+      "ExamplePacker: split 'train': the example of item_id 'm100' does not match the schema "
+      "Transform analysed (Key: mask.  Number of float values != expected.")
+  assert "function_node" not in str(error.value) and "Index" not in str(error.value)
+  assert "); re-run SchemaGen and Transform over these examples" in str(error.value)
+
+
+def _wire(example, names) -> bytes:
+  """The serialized Example with its feature map entries in this order."""
   from google.protobuf.internal.encoder import _VarintBytes
+  features = b"".join(tf.train.Features(feature={n: example.features.feature[n]})
+                      .SerializeToString() for n in names)
+  return b"\x0a" + _VarintBytes(len(features)) + features
+
+
+def test_the_chunk_of_an_example_does_not_depend_on_the_wire_order_of_its_features():
+  """protobuf writes a map field in an order that differs between processes, so a writer can
+  give the same example other bytes in another run; its chunk and its place in the chunk
+  must not change (they did: a compiled run and a local run trained on other chunks)."""
   example = tf.train.Example.FromString(_example(7))
-
-  def wire(names):  # the Example with its feature map entries in this order
-    features = b"".join(tf.train.Features(feature={n: example.features.feature[n]})
-                        .SerializeToString() for n in names)
-    return b"\x0a" + _VarintBytes(len(features)) + features
-
   names = sorted(example.features.feature)
-  forward, backward = wire(names), wire(names[::-1])
+  forward, backward = _wire(example, names), _wire(example, names[::-1])
   assert forward != backward
   assert tf.train.Example.FromString(forward) == tf.train.Example.FromString(backward)
   (chunk_f, (place_f, _)), (chunk_b, (place_b, _)) = (
@@ -128,20 +210,20 @@ def test_the_chunk_of_an_example_does_not_depend_on_the_wire_order_of_its_featur
 
 
 def test_var_length_features_are_refused_with_the_fix(tmp_path):
+  graph = standard_artifacts.TransformGraph()
+  graph.uri = _schema_only_graph(str(tmp_path / "graph"))
   with pytest.raises(ValueError, match=r"\['tokens'\] have no fixed shape.*pad"):
-    _run(tmp_path, var_length=True)
+    _run(tmp_path, graph)
 
 
 def test_the_chunk_of_an_example_does_not_depend_on_which_codebooks_are_joined():
   """Joining another codebook adds code features; the interactions must stay in their chunks
   and places (they moved, and a dense_content model's new-item AUC with them, by up to 0.014)."""
-  from trainer.model import features as F
   example = tf.train.Example.FromString(_example(7))
-  names = [F.item_codes("moc"), F.history_name(F.item_codes("moc")),
-           F.item_spm_tokens("rqvae"), F.history_name(F.item_spm_tokens("rqvae"))]
+  names = [S.item_codes("moc"), S.history_codes("moc"), S.item_codes("aligned_rqkmeans")]
   assert all(packed_examples_io.is_code_feature(n) for n in names)
   assert not any(packed_examples_io.is_code_feature(n) for n in (
-      F.ITEM_EMBEDDING, F.ITEM_VOCAB_ID, F.ITEM_KEY, F.history_name(F.ITEM_KEY), F.USER_ID))
+      S.ITEM_ID, S.HISTORY_ITEM_IDS, S.USER_ID, S.LABEL, S.ITEM_COHORT))
   with_codes = tf.train.Example()
   with_codes.CopyFrom(example)
   for name in names:
@@ -153,13 +235,10 @@ def test_the_chunk_of_an_example_does_not_depend_on_which_codebooks_are_joined()
 
 
 def test_bucket_files_pack_what_a_group_by_key_packs_and_leave_no_temporary_files(
-    tmp_path, monkeypatch):
+    tmp_path, monkeypatch, real_graph):
   """On the DirectRunner records reach their chunks through one temporary file per bucket and
   bundle; however many buckets and flushes a split takes, the chunks are the ones a GroupByKey
   (the distributed runners' path) gives, and the packed artifact holds only the splits."""
-  def content(packed):
-    files = sorted(glob.glob(os.path.join(packed_examples_io.split_uri(packed, "train"), "*")))
-    return sorted(r.numpy() for r in tf.data.TFRecordDataset(files))
   read = []
   def spy(path):
     read.append(os.path.basename(path).split("-")[1])
@@ -168,40 +247,34 @@ def test_bucket_files_pack_what_a_group_by_key_packs_and_leave_no_temporary_file
   monkeypatch.setattr(bucket_files, "read_bucket", spy)
   monkeypatch.setattr(bucket_files, "RECORDS_PER_BUCKET", 40)  # 2 chunks of 16 per bucket
   monkeypatch.setattr(bucket_files, "FLUSH_BYTES", 64)  # a write every record or two
-  files, _ = _run(tmp_path, "bucket_files")
+  files = _run(tmp_path, real_graph, "bucket_files")
   assert len(set(read)) >= 300 // 16 // 2 // 2  # train's ~19 chunks in ~10 buckets
   with monkeypatch.context() as m:
     m.setattr(executor, "groups_in_process", lambda pipeline: False)
-    grouped, _ = _run(tmp_path, "group_by_key")
-  assert content(files) == content(grouped) and len(content(files)) >= 300 // 16 // 2
+    grouped = _run(tmp_path, real_graph, "group_by_key")
+  assert _content(files) == _content(grouped) and len(_content(files)) >= 300 // 16 // 2
   for packed in (files, grouped):
     assert sorted(os.listdir(packed.uri)) == ["Split-eval", "Split-train"]
 
 
 def test_the_direct_runner_groups_through_files_and_a_distributed_runner_by_key():
-  import apache_beam as beam
   assert executor.groups_in_process(beam.Pipeline())
   assert executor.groups_in_process(beam.Pipeline(argv=["--direct_running_mode=multi_processing"]))
   assert not executor.groups_in_process(beam.Pipeline(argv=["--runner=PortableRunner"]))
 
 
-def test_examples_with_one_key_pack_the_same_whichever_comes_first(tmp_path):
+def test_examples_with_one_key_pack_the_same_whichever_comes_first(real_graph):
   """Two records of one example in other wire orders share a key and a place; the chunk they
   pack into must not depend on which of them a bundle met first."""
-  from google.protobuf.internal.encoder import _VarintBytes
   example = tf.train.Example.FromString(_example(7))
-  def wire(names):
-    features = b"".join(tf.train.Features(feature={n: example.features.feature[n]})
-                        .SerializeToString() for n in names)
-    return b"\x0a" + _VarintBytes(len(features)) + features
   names = sorted(example.features.feature)
-  forward, backward, other = wire(names), wire(names[::-1]), _example(8)
-  fn = executor.PackChunkFn(_transform_graph(str(tmp_path)), "train")
+  forward, backward, other = _wire(example, names), _wire(example, names[::-1]), _example(8)
+  fn = executor.PackChunksFn(real_graph.uri, "train")
   fn.setup()
   place = executor._chunk_key(forward, 1000, 16)[1][0]
   assert place == executor._chunk_key(backward, 1000, 16)[1][0]
-  packed = [fn._pack(order) for order in ([(place, forward), (place, backward), (1, other)],
-                                          [(1, other), (place, backward), (place, forward)])]
-  assert packed[0] == packed[1]
-  chunk = tf.train.Example.FromString(packed[0])
+  packed = [fn._pack([order]) for order in ([(place, forward), (place, backward), (1, other)],
+                                            [(1, other), (place, backward), (place, forward)])]
+  assert packed[0] == packed[1] and len(packed[0]) == 1
+  chunk = tf.train.Example.FromString(packed[0][0])
   assert list(chunk.features.feature["row"].int64_list.value) == [8, 7, 7]  # by place

@@ -6,7 +6,7 @@ from tfx.types.component_spec import ExecutionParameter
 
 from contracts import artifacts
 
-EXAMPLES_KEY = "examples"
+EXAMPLES_KEY = "examples"  # Transform's input examples (the raw, joined layout)
 TRANSFORM_GRAPH_KEY = "transform_graph"
 PACKED_EXAMPLES_KEY = "packed_examples"
 CHUNK_SIZE_KEY = "chunk_size"

@@ -3,7 +3,8 @@
 Same spec, executor and `run_fn` contract as `tfx.components.Trainer` (GenericExecutor; the
 run_fn is passed as a dotted path, `trainer.run.run_fn`), with more inputs: every codebook's
 SemanticIds artifact, optionally the item embeddings, and optionally ExamplePacker's chunks of
-the same transformed examples, which run_fn then reads instead. The executor hands their URIs
+the transformed examples, which run_fn then reads instead of `examples` (in the DAG `examples`
+are Transform's input, for lineage: its Transform does not materialize). The executor hands their URIs
 and code shapes to the run_fn (contracts/trainer_io.py TrainerInputs), which puts the
 catalog's codes into the serving graph (trainer/item_tables.py) so that clients send item ids,
 not codes.
