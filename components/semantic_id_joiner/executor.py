@@ -11,7 +11,8 @@ histories) and variable-length otherwise. Every item of the catalog has codes
 split and item, not a silent default.
 """
 import os
-from typing import Any, Dict, List
+import uuid
+from typing import Any, Dict, List, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -31,7 +32,7 @@ class MissingItemCodesError(KeyError):
   """An example names an item that has no semantic ID."""
 
 
-class JoinCodesFn(beam.DoFn):
+class CodeJoiner:
   """Serialized tf.Example -> the same example with every codebook's item / history codes."""
 
   def __init__(self, split: str):
@@ -51,7 +52,7 @@ class JoinCodesFn(beam.DoFn):
         self._pads[name] = np.zeros_like(next(iter(table.values()))).tolist()
     return self._lists
 
-  def process(self, record: bytes, codes: Dict[str, Dict[str, np.ndarray]]):
+  def join(self, record: bytes, codes: Dict[str, Dict[str, np.ndarray]]) -> bytes:
     example = tf.train.Example.FromString(record)
     feature = example.features.feature
     item_id = feature[S.ITEM_ID].bytes_list.value[0].decode("utf-8")
@@ -73,7 +74,47 @@ class JoinCodesFn(beam.DoFn):
       feature[S.history_codes(name)].int64_list.value[:] = [
           code for h in history
           for code in (pad if h == S.HISTORY_PAD else codes_of(lists, h, "history", name))]
-    yield example.SerializeToString(deterministic=True)
+    return example.SerializeToString(deterministic=True)
+
+
+class JoinShardFn(beam.DoFn):
+  """(input shard, output shard) -> the output shard written: every record of the input, in
+  its order, with its codes; through a temporary name, so a retried or killed bundle leaves
+  no partial shard under the final name.
+
+  Why a shard per element, not a record: the join itself costs ~9 us a record, Beam's
+  per-record read, dispatch and write ~20 us more on the DirectRunner (a 2x10^5-record
+  pass). A GZIP'd TFRecord file is not splittable, so Beam reads each one in a single
+  worker anyway: the parallelism is the same, one shard per worker.
+  """
+
+  def __init__(self, split: str):
+    self._joiner = CodeJoiner(split)
+
+  def process(self, paths: Tuple[str, str], codes: Dict[str, Dict[str, np.ndarray]]):
+    source, target = paths
+    temp = f"{target}.tmp-{uuid.uuid4().hex}"
+    compression = "GZIP" if source.endswith(".gz") else ""
+    try:
+      with tf.io.TFRecordWriter(temp, options="GZIP") as writer:
+        for batch in tf.data.TFRecordDataset(source, compression).batch(4096).as_numpy_iterator():
+          for record in batch:
+            writer.write(self._joiner.join(record, codes))
+      tf.io.gfile.rename(temp, target, overwrite=True)
+    finally:
+      if tf.io.gfile.exists(temp):
+        tf.io.gfile.remove(temp)
+
+
+def shard_plan(source_dir: str, target_dir: str) -> List[Tuple[str, str]]:
+  """[(input shard, output shard)]: one output shard per input file, in name order, named as
+  Beam names shards (`data_tfrecord-SSSSS-of-NNNNN.gz`)."""
+  sources = sorted(p for p in tf.io.gfile.glob(os.path.join(source_dir, "*"))
+                   if not tf.io.gfile.isdir(p))
+  n = len(sources)
+  return [(path, os.path.join(target_dir, f"{spec.OUTPUT_FILE_PREFIX}-{i:05d}-of-{n:05d}"
+                                          f"{spec.OUTPUT_FILE_SUFFIX}"))
+          for i, path in enumerate(sources)]
 
 
 def _history_length(schema: schema_pb2.Schema) -> int:
@@ -142,15 +183,19 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                               joined_schema(schema, widths))
     splits = artifact_utils.decode_split_names(examples.split_names)
     output.split_names = artifact_utils.encode_split_names(splits)
+    plans = {split: shard_plan(artifact_utils.get_split_uri([examples], split),
+                               artifact_utils.get_split_uri([output], split)) for split in splits}
+    empty = [split for split, plan in plans.items() if not plan]
+    if empty:
+      raise ValueError(f"SemanticIdJoiner: the examples at {examples.uri} have no files in "
+                       f"split(s) {empty}; re-run the ExampleGen")
     with self._make_beam_pipeline() as pipeline:
       codes_side = pipeline | "Codes" >> beam.Create([codes])
-      for split in splits:
-        source = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
-        target = os.path.join(artifact_utils.get_split_uri([output], split),
-                              spec.OUTPUT_FILE_PREFIX)
+      for split, plan in plans.items():
+        tf.io.gfile.makedirs(artifact_utils.get_split_uri([output], split))
         _ = (pipeline
-             | f"Read[{split}]" >> beam.io.ReadFromTFRecord(source)
-             | f"Join[{split}]" >> beam.ParDo(JoinCodesFn(split),
-                                              beam.pvalue.AsSingleton(codes_side))
-             | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                 target, file_name_suffix=spec.OUTPUT_FILE_SUFFIX))
+             | f"Shards[{split}]" >> beam.Create(plan)
+             # Spreads the shards over workers (a Create's elements would stay in one).
+             | f"Spread[{split}]" >> beam.Reshuffle()
+             | f"Join[{split}]" >> beam.ParDo(JoinShardFn(split),
+                                              beam.pvalue.AsSingleton(codes_side)))

@@ -55,11 +55,14 @@ def _read(uri):
 
 
 def _run(tmp_path, examples_by_split, sids=SIDS, moc=MOC, history_shape=0):
+  """`examples_by_split`: {split: records}, one input shard, or {split: [records, ...]}."""
   examples = standard_artifacts.Examples()
   examples.uri = str(tmp_path / "examples")
   examples.split_names = artifact_utils.encode_split_names(list(examples_by_split))
   for split, records in examples_by_split.items():
-    _write(os.path.join(examples.uri, f"Split-{split}", "data.gz"), records)
+    shards = records if records and isinstance(records[0], list) else [records]
+    for i, shard in enumerate(shards):
+      _write(os.path.join(examples.uri, f"Split-{split}", f"data-{i}.gz"), shard)
   schema = standard_artifacts.Schema()
   schema.uri = str(tmp_path / "schema")
   io_utils.write_pbtxt_file(os.path.join(schema.uri, "schema.pbtxt"), schema_pb2.Schema(
@@ -116,10 +119,27 @@ def test_padded_history_gets_zero_codes_and_a_fixed_shape(tmp_path):
   assert spec["history_codes_moc"] == tf.io.FixedLenFeature([6], tf.int64)
 
 
-def test_item_without_codes_is_a_clear_error(tmp_path):
+def test_each_input_shard_becomes_one_output_shard_in_its_order(tmp_path):
+  first = [_example(item, ["a"]) for item in ("b", "a", "new", "b")]
+  second = [_example(item, []) for item in ("new", "a")]
+  output = _run(tmp_path, {"train": [first, second]})
+  split = artifact_utils.get_split_uri([output], "train")
+  assert sorted(os.listdir(split)) == ["data_tfrecord-00000-of-00002.gz",
+                                       "data_tfrecord-00001-of-00002.gz"]
+  for name, records in (("data_tfrecord-00000-of-00002.gz", first),
+                        ("data_tfrecord-00001-of-00002.gz", second)):
+    joined = [tf.train.Example.FromString(r.numpy()) for r in
+              tf.data.TFRecordDataset(os.path.join(split, name), compression_type="GZIP")]
+    assert [e.features.feature["item_id"].bytes_list.value[0] for e in joined] == [
+        tf.train.Example.FromString(r).features.feature["item_id"].bytes_list.value[0]
+        for r in records]
+
+
+def test_item_without_codes_is_a_clear_error_and_leaves_no_shard(tmp_path):
   with pytest.raises(Exception, match="item 'ghost'.*no codes in the SemanticIds artifact of "
                      "codebook 'moc'"):
-    _run(tmp_path, {"train": [_example("ghost", [])]})
+    _run(tmp_path, {"train": [_example("a", []), _example("ghost", [])]})
+  assert os.listdir(tmp_path / "joined" / "Split-train") == []  # no partial or temporary file
 
 
 def test_empty_candidate_id_is_an_error_not_padding(tmp_path):
