@@ -1,7 +1,12 @@
-"""Reading tf.Example artifacts (ExampleGen outputs) outside Beam, for small side inputs.
+"""Reading tf.Example artifacts (ExampleGen outputs) outside Beam's TFRecord source.
 
 The item catalog is small next to the interactions (thousands to a million rows), so codebook
-training reads the columns it needs straight into numpy.
+training reads the columns it needs straight into numpy. The Beam stages over the
+interactions (SemanticIdJoiner, ExamplePacker) take a shard per element and read it with
+`shard_records`: Beam's ReadFromTFRecord frames and checksums every record in Python, ~20 us
+a record (cProfile of the packer on ML-1M: 39 s of its 112 s for two reads of 10^6 records);
+tf.data does it in C++. A GZIP'd shard is not splittable, so Beam's source reads it in one
+worker too: the parallelism is the same.
 """
 import os
 from typing import Dict, Iterable, List
@@ -18,6 +23,26 @@ def split_files(examples_artifact, split: str) -> List[str]:
   if not files:
     raise FileNotFoundError(f"split {split!r} of {examples_artifact.uri} holds no files")
   return files
+
+
+def compression_of(path: str) -> str:
+  """TFRecord compression by file name, as Beam's AUTO and TFX's writers name files."""
+  return "GZIP" if path.endswith(".gz") else ""
+
+
+def shard_records(path: str, batch_size: int = 4096) -> Iterable[bytes]:
+  """Every serialized record of one TFRecord file, in file order."""
+  dataset = tf.data.TFRecordDataset(path, compression_of(path)).batch(batch_size)
+  for batch in dataset.as_numpy_iterator():
+    yield from batch
+
+
+def count_records(path: str) -> int:
+  """The records of one TFRecord file, counted inside tf.data a batch at a time: ~2 us a
+  record on ML-1M's GZIP'd shards, mostly inflating (a reduce step per record took 34-47 us)."""
+  dataset = tf.data.TFRecordDataset(path, compression_of(path)).batch(8192)
+  return int(dataset.reduce(np.int64(0),
+                            lambda count, batch: count + tf.size(batch, out_type=tf.int64)))
 
 
 def read_string_columns(files: Iterable[str], columns: Iterable[str],

@@ -6,6 +6,7 @@ from the split: every transformed feature holds the chunk's values concatenated 
 order, plus `num_examples`. Read with `trainer.run.read_packed`.
 Custom properties: `chunk_size` (int), `split_names` (str, encoded as on Examples).
 """
+import functools
 import os
 from typing import List
 
@@ -22,6 +23,7 @@ SPLIT_NAMES_PROPERTY = "split_names"  # no sidrec type declares PROPERTIES (cont
 CODE_FEATURE_PREFIXES = (schema.ITEM_CODES_PREFIX, schema.HISTORY_CODES_PREFIX)
 
 
+@functools.lru_cache(maxsize=None)  # called for every feature of every record the packer keys
 def is_code_feature(name: str) -> bool:
   return name.startswith(CODE_FEATURE_PREFIXES)
 

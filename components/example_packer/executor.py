@@ -27,10 +27,11 @@ records are ordered by that fingerprint. The key is the example without its code
 The Trainer shuffles chunks and re-batches them (`trainer.run.read_packed`). Output is
 uncompressed: inflating is the cost this removes.
 
-On the in-process runners (the DirectRunner) records reach their chunks through temporary
-files (bucket_files.py: a GroupByKey of the records held the split in memory); elsewhere
-through a GroupByKey. The count is taken by a second read of the split, which fuses with its
-counting, so no stage holds the records for the count's side input.
+Each shard of a split is one element, read with tf.data (components/examples_io.py: Beam's
+TFRecord source cost ~20 us a record); the split's count, which the chunk numbers need first,
+is a sum of per-shard counts taken inside tf.data. On the in-process runners (the
+DirectRunner) records reach their chunks through temporary files (bucket_files.py: a
+GroupByKey of the records held the split in memory); elsewhere through a GroupByKey.
 """
 import hashlib
 import math
@@ -46,6 +47,7 @@ from tfx import types
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
+from components import examples_io
 from components.example_packer import bucket_files
 from components.example_packer import spec
 from contracts import beam_runners
@@ -88,6 +90,11 @@ def _chunk_key(record: bytes, count: int, chunk_size: int) -> Tuple[int, Tuple[i
 # default): a call costs a few ms whatever its size, so one per 128-example chunk would add
 # tens of seconds per 10^6 examples.
 CHUNKS_PER_TRANSFORM = 16
+
+
+def _keyed_records(shard: str, count: int, chunk_size: int):
+  for record in examples_io.shard_records(shard):
+    yield _chunk_key(record, count, chunk_size)
 
 
 class PackChunksFn(beam.DoFn):
@@ -139,7 +146,6 @@ class PackChunksFn(beam.DoFn):
       start = stop
     return out
 
-
   def _which(self, records: List[bytes]) -> str:
     """The first record the raw spec cannot parse, by its user and item ids."""
     for record in records:
@@ -189,15 +195,17 @@ class Executor(base_beam_executor.BaseBeamExecutor):
       with self._make_beam_pipeline() as pipeline:
         through_files = groups_in_process(pipeline)
         for split in splits:
-          source = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
           target = os.path.join(layout.split_uri(output, split), layout.FILE_PREFIX)
-          count = (pipeline
-                   | f"ReadToCount[{split}]" >> beam.io.ReadFromTFRecord(source)
-                   | f"Count[{split}]" >> beam.combiners.Count.Globally())
-          keyed = (pipeline
-                   | f"Read[{split}]" >> beam.io.ReadFromTFRecord(source)
-                   | f"Key[{split}]" >> beam.Map(_chunk_key, beam.pvalue.AsSingleton(count),
-                                                 chunk_size))
+          shards = (pipeline
+                    | f"Shards[{split}]" >> beam.Create(
+                        examples_io.split_files(examples, split))
+                    # Spreads the shards over workers (a Create's elements would stay in one).
+                    | f"Spread[{split}]" >> beam.Reshuffle())
+          count = (shards
+                   | f"CountShards[{split}]" >> beam.Map(examples_io.count_records)
+                   | f"Count[{split}]" >> beam.CombineGlobally(sum))
+          keyed = shards | f"Key[{split}]" >> beam.FlatMap(
+              _keyed_records, beam.pvalue.AsSingleton(count), chunk_size)
           if through_files:
             tf.io.gfile.makedirs(os.path.join(temp_dir, split))
             chunks = bucket_files.group_through_files(keyed, os.path.join(temp_dir, split),

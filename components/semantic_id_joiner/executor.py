@@ -23,6 +23,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from components import examples_io
 from components.semantic_id_joiner import spec
 from contracts import schema as S
 from contracts import semantic_ids_io
@@ -84,8 +85,7 @@ class JoinShardFn(beam.DoFn):
 
   Why a shard per element, not a record: the join itself costs ~9 us a record, Beam's
   per-record read, dispatch and write ~20 us more on the DirectRunner (a 2x10^5-record
-  pass). A GZIP'd TFRecord file is not splittable, so Beam reads each one in a single
-  worker anyway: the parallelism is the same, one shard per worker.
+  pass; components/examples_io.py).
   """
 
   def __init__(self, split: str):
@@ -94,23 +94,21 @@ class JoinShardFn(beam.DoFn):
   def process(self, paths: Tuple[str, str], codes: Dict[str, Dict[str, np.ndarray]]):
     source, target = paths
     temp = f"{target}.tmp-{uuid.uuid4().hex}"
-    compression = "GZIP" if source.endswith(".gz") else ""
     try:
       with tf.io.TFRecordWriter(temp, options="GZIP") as writer:
-        for batch in tf.data.TFRecordDataset(source, compression).batch(4096).as_numpy_iterator():
-          for record in batch:
-            writer.write(self._joiner.join(record, codes))
+        for record in examples_io.shard_records(source):
+          writer.write(self._joiner.join(record, codes))
       tf.io.gfile.rename(temp, target, overwrite=True)
     finally:
       if tf.io.gfile.exists(temp):
         tf.io.gfile.remove(temp)
 
 
-def shard_plan(source_dir: str, target_dir: str) -> List[Tuple[str, str]]:
+def shard_plan(examples, output, split: str) -> List[Tuple[str, str]]:
   """[(input shard, output shard)]: one output shard per input file, in name order, named as
   Beam names shards (`data_tfrecord-SSSSS-of-NNNNN.gz`)."""
-  sources = sorted(p for p in tf.io.gfile.glob(os.path.join(source_dir, "*"))
-                   if not tf.io.gfile.isdir(p))
+  sources = examples_io.split_files(examples, split)
+  target_dir = artifact_utils.get_split_uri([output], split)
   n = len(sources)
   return [(path, os.path.join(target_dir, f"{spec.OUTPUT_FILE_PREFIX}-{i:05d}-of-{n:05d}"
                                           f"{spec.OUTPUT_FILE_SUFFIX}"))
@@ -183,12 +181,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                               joined_schema(schema, widths))
     splits = artifact_utils.decode_split_names(examples.split_names)
     output.split_names = artifact_utils.encode_split_names(splits)
-    plans = {split: shard_plan(artifact_utils.get_split_uri([examples], split),
-                               artifact_utils.get_split_uri([output], split)) for split in splits}
-    empty = [split for split, plan in plans.items() if not plan]
-    if empty:
-      raise ValueError(f"SemanticIdJoiner: the examples at {examples.uri} have no files in "
-                       f"split(s) {empty}; re-run the ExampleGen")
+    plans = {split: shard_plan(examples, output, split) for split in splits}
     with self._make_beam_pipeline() as pipeline:
       codes_side = pipeline | "Codes" >> beam.Create([codes])
       for split, plan in plans.items():
