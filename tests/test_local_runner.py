@@ -134,3 +134,29 @@ def test_run_prints_progress_and_writes_the_full_log_to_a_file(tmp_path, monkeyp
   assert "Later" not in capsys.readouterr().out
   with open(log_path) as f:
     assert "Later" not in f.read()
+
+
+def test_transform_and_the_packer_get_a_worker_per_core_on_large_data_only(tmp_path, monkeypatch):
+  from tfx_pipeline import pipeline as pipeline_lib
+  monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+  config = config_lib.PipelineConfig(output_dir=str(tmp_path))
+  large = {"train_examples": 863_287, "eval_examples": 136_922}
+  mp = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
+  assert local_runner.multi_process_beam_args(config, 1_000_209) == mp
+  assert local_runner.multi_process_beam_args(config, 100_000) == ()  # start-up > gain
+  for args in (["--direct_running_mode=in_memory", "--direct_num_workers=2"],
+               ["--direct_running_mode=multi_processing", "--direct_num_workers=4"],
+               ["--runner=FlinkRunner", "--sdk_container_image=x"]):
+    chosen = config_lib.PipelineConfig(output_dir=str(tmp_path), beam_pipeline_args=tuple(args))
+    assert local_runner.multi_process_beam_args(chosen, 1_000_209) == (), args
+  monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+  assert local_runner.multi_process_beam_args(config, 1_000_209) == ()
+  monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+  pipeline = pipeline_lib.create_pipeline(config, local_runner.metadata_config(config))
+  local_runner.add_multi_process_args(pipeline, config, large)
+  with_mp = sorted(c.id for c in pipeline.components
+                   if "--direct_running_mode=multi_processing" in
+                   getattr(c.executor_spec, "beam_pipeline_args", []))
+  assert with_mp == ["ExamplePacker", "Transform"]
+  packer = next(c for c in pipeline.components if c.id == "ExamplePacker")
+  assert list(packer.executor_spec.beam_pipeline_args[-2:]) == list(mp)  # last: they win
