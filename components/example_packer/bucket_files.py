@@ -102,22 +102,11 @@ def read_bucket(path: str) -> Iterable[Tuple[int, int, bytes]]:
     offset += length
 
 
-def chunks_of_bucket(keyed: Tuple[int, Iterable[str]]):
-  """(bucket, [its files]) -> (chunk, [(place, record)]) for each chunk of the bucket."""
-  chunks = {}
-  for path in sorted(keyed[1]):
-    for chunk, place, record in read_bucket(path):
-      chunks.setdefault(chunk, []).append((place, record))
-  for chunk in sorted(chunks):
-    yield chunk, chunks.pop(chunk)
-
-
 def group_through_files(keyed: beam.PCollection, temp_dir: str, chunk_size: int,
                         label: str) -> beam.PCollection:
-  """(chunk, (place, record))s -> (chunk, [(place, record)]) per chunk, as a GroupByKey of
-  them would give, but through bucket files."""
+  """(chunk, (place, record))s -> (bucket, [its files]) per bucket (read them with
+  read_bucket): the records of a GroupByKey by bucket, but through files."""
 
   return (keyed
           | f"WriteBuckets[{label}]" >> beam.ParDo(BucketWriteFn(temp_dir, chunk_size))
-          | f"GroupBucketFiles[{label}]" >> beam.GroupByKey()
-          | f"ReadBuckets[{label}]" >> beam.FlatMap(chunks_of_bucket))
+          | f"GroupBucketFiles[{label}]" >> beam.GroupByKey())

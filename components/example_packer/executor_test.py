@@ -150,10 +150,25 @@ def test_every_example_once_with_its_transformed_values_in_random_chunks(tmp_pat
     assert first != list(range(first[0], first[0] + len(first)))
 
 
-def test_packing_is_deterministic_and_reads_are_per_seed(tmp_path, real_graph):
+def _files(packed, split="train"):
+  root = packed_examples_io.split_uri(packed, split)
+  return {name: open(os.path.join(root, name), "rb").read() for name in sorted(os.listdir(root))}
+
+
+def test_packing_is_deterministic_to_the_byte_and_reads_are_per_seed(tmp_path, real_graph,
+                                                                     monkeypatch):
+  """The same files with the same records in the same order in every run, on both paths and
+  with several workers: the Trainers' example order depends on it."""
+  monkeypatch.setattr(bucket_files, "RECORDS_PER_BUCKET", 40)  # 2 chunks of 16 per bucket
   a = _run(tmp_path, real_graph, "a")
   b = _run(tmp_path, real_graph, "b")
-  assert _content(a) == _content(b)
+  assert _files(a) == _files(b) and len(_files(a)) >= 8
+  assert sorted(_files(a)) == [f"chunks-{i:05d}-of-{len(_files(a)):05d}.tfrecord"
+                               for i in range(len(_files(a)))]
+  with monkeypatch.context() as m:
+    m.setattr(executor, "groups_in_process", lambda pipeline: False)
+    grouped = _run(tmp_path, real_graph, "group_by_key")
+  assert _files(grouped) == _files(a)
   files = [os.path.join(packed_examples_io.split_uri(a, "train"), "*")]
   def order(seed):
     return [int(r) for batch in trainer_run.read_packed(files, _spec(real_graph), 32,
@@ -269,11 +284,10 @@ def test_examples_with_one_key_pack_the_same_whichever_comes_first(real_graph):
   example = tf.train.Example.FromString(_example(7))
   names = sorted(example.features.feature)
   forward, backward, other = _wire(example, names), _wire(example, names[::-1]), _example(8)
-  fn = executor.PackChunksFn(real_graph.uri, "train")
-  fn.setup()
+  packer = executor.ChunkPacker(real_graph.uri, "train")
   place = executor._chunk_key(forward, 1000, 16)[1][0]
   assert place == executor._chunk_key(backward, 1000, 16)[1][0]
-  packed = [fn._pack([order]) for order in ([(place, forward), (place, backward), (1, other)],
+  packed = [packer.pack([order]) for order in ([(place, forward), (place, backward), (1, other)],
                                             [(1, other), (place, backward), (place, forward)])]
   assert packed[0] == packed[1] and len(packed[0]) == 1
   chunk = tf.train.Example.FromString(packed[0][0])
