@@ -4,8 +4,9 @@
         [--interactions 400000] [--items 4000] [--epochs 2] [--rounds 3]
 
 1. Runs (or reuses, when DIR already holds it) the sidrec pipeline on synthetic data up to the
-   `sid_spm` Trainer: real Transform output (SPM sub-ID tokens, history features) and
-   ExamplePacker's chunks of it; prints both sizes on disk and the packer's one-time cost.
+   `sid_spm` Trainer: the transform graph (SPM sub-ID tokens, history features) and
+   ExamplePacker's chunks; writes the transformed training split as a materializing Transform
+   would (the DAG's does not), prints both sizes on disk and the packer's one-time cost.
 2. The input path alone (iterating the dataset, no training), in examples/s and CPU-us per
    example: ExamplePacker's chunks (`read_packed`, what run_fn reads in the DAG), Transform's
    TFRecords (`read_transformed`) and TFXIO (the DataAccessor) over the same TFRecords.
@@ -69,6 +70,38 @@ def tfxio_input(files, tft_output, names, batch: int) -> tf.data.Dataset:
                                schema=kept).TensorFlowDataset(tfxio.TensorFlowDatasetOptions(
                                    batch_size=batch, shuffle=True, shuffle_seed=0,
                                    num_epochs=1))
+
+
+def materialize_train_split(joined: str, tft_output, output: str) -> str:
+  """The transformed training examples as GZIP'd tf.Example TFRecords, what a materializing
+  Transform writes (the DAG's Transform only analyses; the packer transforms): the joined
+  split through the transform graph, 2,048 examples per call. -> the Split-train directory."""
+  from components import examples_io
+  target = os.path.join(output, "transformed_train")
+  path = os.path.join(target, "Split-train", "data-00000-of-00001.gz")
+  if os.path.exists(path):
+    return os.path.dirname(path)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  raw_spec, layer = tft_output.raw_feature_spec(), tft_output.transform_features_layer()
+  shards = sorted(tf.io.gfile.glob(os.path.join(joined, "Split-train", "*")))
+  records = (r for shard in shards for r in examples_io.shard_records(shard))
+  with tf.io.TFRecordWriter(path + ".tmp", options="GZIP") as writer:
+    while batch := [r for _, r in zip(range(2048), records)]:
+      out = {k: v.numpy().reshape(len(batch), -1)
+             for k, v in layer(tf.io.parse_example(tf.constant(batch), raw_spec)).items()}
+      for i in range(len(batch)):
+        feature = {}
+        for k, v in out.items():
+          row = v[i].tolist()
+          feature[k] = (tf.train.Feature(float_list=tf.train.FloatList(value=row))
+                        if v.dtype.kind == "f" else
+                        tf.train.Feature(int64_list=tf.train.Int64List(value=row))
+                        if v.dtype.kind in "iub" else
+                        tf.train.Feature(bytes_list=tf.train.BytesList(value=row)))
+        writer.write(tf.train.Example(features=tf.train.Features(feature=feature))
+                     .SerializeToString())
+  os.replace(path + ".tmp", path)
+  return os.path.dirname(path)
 
 
 def pipeline_config(output: str, items: int, interactions: int,
@@ -155,7 +188,7 @@ def main(argv=None) -> int:
   report = local_runner.run(config)
   run = RunArtifacts(os.path.abspath(config.metadata_path), config.name)
   transform_graph = run.uri("Transform", "TransformGraph")
-  examples = run.uri("Transform", "Examples")
+  joined = run.uri("SemanticIdJoiner", "Examples")
   packed = run.uri("ExamplePacker", "sidrec.PackedExamples")
   model_run = run.uri("SidSpmTrainer", "ModelRun")
   component = json.load(open(os.path.join(model_run, trainer_io.TRAIN_STATS_FILE)))
@@ -172,7 +205,7 @@ def main(argv=None) -> int:
   inputs = trainer_io.TrainerInputs(codes=codes)
   tables = item_tables_lib.load_item_tables(inputs)
   sizes = trainer_run.vocab_sizes(tft_output, inputs, tables)
-  train_files = [os.path.join(examples, "Split-train", "*")]
+  train_files = [os.path.join(materialize_train_split(joined, tft_output, args.output), "*")]
   packed_files = [os.path.join(packed, "Split-train", "*")]
   batch = ranking_config.batch_size
   probe = ranking.build_ranking_model(ranking_config, sizes)

@@ -45,7 +45,8 @@ class SemanticIds(types.Artifact):
 
 
 class PackedExamples(types.Artifact):
-  """Transform's examples regrouped into chunks of parsed columns (written by ExamplePacker).
+  """The transformed examples in chunks of parsed columns (ExamplePacker runs the transform
+  graph over Transform's input examples and writes them).
   Layout and custom properties: contracts/packed_examples_io.py."""
   TYPE_NAME = "sidrec.PackedExamples"
   TYPE_ANNOTATION = system_artifacts.Dataset

@@ -378,7 +378,7 @@ class RankingConfig:
   # training split; benchmarks/tfx_trainer_throughput.py prints it). "none": re-read
   # every epoch (a training split larger than memory).
   input_cache: str = "memory"
-  # Examples per chunk of ExamplePacker, which repacks Transform's output once for all the
+  # Examples per chunk of ExamplePacker, which transforms and packs the examples once for all the
   # Trainers: a chunk stores each feature column-wise, so reading costs one tf.Example parse
   # per chunk instead of per example; a batch joins batch_size / chunk chunks, and a chunk's
   # examples (a random sample of the split) stay together in every epoch and seed.

@@ -30,8 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (approximate quantiles may be merged in another order); the others' outputs for equality.
 COMPARED = ("RqVaeSemanticIdAssigner", "SemanticIdJoiner", "Transform")
 PORTABLE = COMPARED + ("StatisticsGen",)
-# The transform graph's SavedModel is rebuilt per run (its bytes carry object ids); what it
-# computes is checked through the transformed examples and its assets.
+# The transform graph's SavedModel is rebuilt per run (its bytes carry object ids); Transform
+# only analyses, so what it computes is checked through its assets (vocabularies, SentencePiece
+# pieces). The per-record transform runs in the ExamplePacker, which this cut DAG leaves out.
 _NOT_COMPARED = ("saved_model.pb", "variables", "fingerprint.pb")
 
 

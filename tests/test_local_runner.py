@@ -146,7 +146,8 @@ def test_transform_and_the_packer_get_a_worker_per_core_on_large_data_only(tmp_p
   assert local_runner.multi_process_beam_args(config, 100_000) == ()  # start-up > gain
   for args in (["--direct_running_mode=in_memory", "--direct_num_workers=2"],
                ["--direct_running_mode=multi_processing", "--direct_num_workers=4"],
-               ["--runner=FlinkRunner", "--sdk_container_image=x"]):
+               ["--runner=FlinkRunner", "--sdk_container_image=x"],
+               ["--runner", "DirectRunner"]):
     chosen = config_lib.PipelineConfig(output_dir=str(tmp_path), beam_pipeline_args=tuple(args))
     assert local_runner.multi_process_beam_args(chosen, 1_000_209) == (), args
   monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})

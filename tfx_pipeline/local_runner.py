@@ -96,9 +96,10 @@ def local_beam_args(config: config_lib.PipelineConfig) -> tuple:
 
   Without a dependency flag, TFX's BaseBeamExecutor builds an sdist of TFX itself before every
   Beam component (~4 s each) so that remote workers could install it; `--setup_file` instead
-  makes Beam build an sdist of sidrec per component. The local DirectRunner runs its workers in
-  this process, which already imports everything, so the local runner names the process's own
-  environment as the workers' image: TFX then adds no package and Beam stages nothing.
+  makes Beam build an sdist of sidrec per component. The local DirectRunner runs in this
+  process, or (MULTI_PROCESS_COMPONENTS) in worker processes started from this environment,
+  which already has everything, so the local runner names the process's own environment as
+  the workers' image: TFX then adds no package and Beam stages nothing.
   On Kubeflow, `beam_pipeline_args` must name the real image (or a setup file) instead.
   """
   args = tuple(config.beam_pipeline_args)
@@ -123,13 +124,12 @@ _RUNNING_MODE_FLAGS = ("--direct_running_mode", "--direct_num_workers")
 def multi_process_beam_args(config: config_lib.PipelineConfig, interactions: int) -> tuple:
   """Beam args that give MULTI_PROCESS_COMPONENTS one DirectRunner worker per core (at most 2):
   none with one core, under MULTI_PROCESS_MIN_INTERACTIONS, or when the config's beam args
-  choose a runner other than the DirectRunner or a running mode other than the default's."""
-  args = config.beam_pipeline_args
-  runner = next((a.split("=", 1)[1] for a in args if a.startswith("--runner=")), "DirectRunner")
-  workers = min(2, len(os.sched_getaffinity(0)))
+  name a runner or a running mode other than the default's (the user's choice stands)."""
+  args = list(config.beam_pipeline_args)
+  workers = default_parallelism()
   default = config_lib.PipelineConfig.__dataclass_fields__["beam_pipeline_args"].default
   if (workers < 2 or interactions < MULTI_PROCESS_MIN_INTERACTIONS
-      or runner not in ("DirectRunner", "SwitchingDirectRunner")
+      or any(a.startswith("--runner") for a in args)  # `--runner=X` or `--runner X`
       or any(a.startswith(_RUNNING_MODE_FLAGS) and a not in default for a in args)):
     return ()
   return ("--direct_running_mode=multi_processing", f"--direct_num_workers={workers}")

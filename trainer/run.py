@@ -184,7 +184,8 @@ def read_transformed(files, feature_spec: Dict[str, Any], batch_size: int, *, sh
   examples (benchmarks/tfx_trainer_throughput.py), TFXIO's dataset cost 17.7 CPU-us per example
   against 11.0 for this one, and on 2 cores each one is taken from the training step. The
   pipeline's Trainers read ExamplePacker's chunks instead (read_packed: 1.9 CPU-us); this
-  reader serves a DAG without the packer. Its shuffle is a window: Transform's output keeps the
+  reader serves a Trainer given a materializing Transform's examples and no packer (the DAG's
+  Transform does not materialize). Its shuffle is a window: Transform's output keeps the
   input order, so on ML-1M a 10,000-record window holds ~170 of the 6,040 users, where a
   packed chunk is a random sample of the whole split.
   """
@@ -375,7 +376,7 @@ def run_fn(fn_args) -> None:
   lookups = tables if item_tables_lib.looked_up_features(
       names, set(tft_output.transformed_feature_spec())) else None
   # ExamplePacker's chunks when the DAG has them (SidRankingTrainer's executor then points
-  # train_files / eval_files at them), else Transform's examples.
+  # train_files / eval_files at them), else a materializing Transform's examples.
   packed = inputs.packed
 
   # On a non-chief worker tf_keras writes the logs to a temporary directory it then removes.

@@ -1,8 +1,9 @@
 """A grouping of records by chunk through temporary files, for the in-process Beam runners.
 
 Each bundle appends its records to one file per bucket (a bucket is a run of consecutive
-chunks, about RECORDS_PER_BUCKET records); a GroupByKey moves only the file names; one bucket
-at a time is read back and split into its chunks. Why: the DirectRunner holds a GroupByKey's
+chunks, about RECORDS_PER_BUCKET records); a GroupByKey moves only the file names; the packer
+(executor.PackBucketFn) reads one bucket at a time back, splits it into its chunks and writes
+the bucket's packed file. Why: the DirectRunner holds a GroupByKey's
 whole input in memory, decoded, and encodes it once more before the next stage reads it. With
 a GroupByKey of the records the packer was the one stage whose memory grew with the data
 (benchmarks/stage_costs.py, synthetic: 2.5 GB peak at 2.5x10^5 interactions, 4.85 GB at

@@ -117,11 +117,18 @@ class ChunkPacker:
     ordered = [[record for _, record in sorted(placed)] for placed in chunks]
     records = [record for chunk in ordered for record in chunk]
     try:
-      transformed = self._layer(tf.io.parse_example(tf.constant(records), self._raw_spec))
+      raw = tf.io.parse_example(tf.constant(records), self._raw_spec)
     except tf.errors.InvalidArgumentError as e:
       raise ValueError(f"ExamplePacker: split {self._split!r}: {self._which(records)} does not "
                        f"match the schema Transform analysed ({_op_message(e)}); re-run "
                        f"SchemaGen and Transform over these examples") from e
+    try:
+      transformed = self._layer(raw)
+    except tf.errors.InvalidArgumentError as e:
+      raise ValueError(f"ExamplePacker: split {self._split!r}: the transform graph refused a "
+                       f"batch of examples ({_op_message(e)}); the examples hold values the "
+                       f"analysed training split did not (re-run the stages that wrote them, "
+                       f"then Transform)") from e
     columns = {}
     for name, spec_ in self._spec.items():
       tensor = transformed[name]
@@ -162,20 +169,24 @@ def _op_message(error: tf.errors.OpError) -> str:
 
 
 class PackBucketFn(beam.DoFn):
-  """(bucket, its records) -> the bucket's file of packed chunks, in chunk order.
+  """(group, its records) -> the group's file of packed chunks, in chunk order.
 
-  A bucket is a run of consecutive chunks (bucket_files.chunks_per_bucket); its file is
-  `chunks-BBBBB-of-NNNNN.tfrecord`, written under a temporary name and renamed, so the packed
-  artifact is the same files with the same records in the same order in every run, whatever
-  the runner's bundles and workers (Beam's sharded write was not: two runs of the same code
-  trained on other orders and moved AUC by up to 0.003). The records come as bucket files
-  (`from_files`, the in-process runners) or as (chunk, place, record)s from a GroupByKey.
+  A group is a run of `chunks_per_group` consecutive chunks; its file is
+  `chunks-GGGGG-of-NNNNN.tfrecord`, written under a temporary name in `temp_dir` and renamed
+  into `target_dir`, so the packed artifact is the same files with the same records in the
+  same order in every run, whatever the runner's bundles and workers (Beam's sharded write was
+  not: two runs of the same code trained on other orders and moved AUC by up to 0.003). The
+  records come as bucket files (`from_files`, the in-process runners: a group is a bucket) or
+  as (chunk, place, record)s from a GroupByKey (a group is CHUNKS_PER_TRANSFORM chunks, so
+  the packing spreads over many workers).
   """
 
-  def __init__(self, transform_graph_uri: str, split: str, target_dir: str, chunk_size: int,
-               from_files: bool):
-    self._uri, self._split, self._target_dir = transform_graph_uri, split, target_dir
-    self._chunk_size, self._from_files = chunk_size, from_files
+  def __init__(self, transform_graph_uri: str, split: str, target_dir: str, temp_dir: str,
+               chunk_size: int, chunks_per_group: int, from_files: bool):
+    self._uri, self._split = transform_graph_uri, split
+    self._target_dir, self._temp_dir = target_dir, temp_dir
+    self._chunk_size, self._per_group = chunk_size, chunks_per_group
+    self._from_files = from_files
     self._packer = None
 
   def setup(self):
@@ -189,11 +200,12 @@ class PackBucketFn(beam.DoFn):
     for chunk, place, record in triples:
       chunks.setdefault(chunk, []).append((place, record))
     ordered = [chunks.pop(chunk) for chunk in sorted(chunks)]
-    buckets = math.ceil(max(1, math.ceil(count / self._chunk_size))
-                        / bucket_files.chunks_per_bucket(self._chunk_size))
-    path = os.path.join(self._target_dir, f"{layout.FILE_PREFIX}-{bucket:05d}-of-"
-                                          f"{buckets:05d}{layout.FILE_SUFFIX}")
-    temp = f"{path}.tmp-{uuid.uuid4().hex}"
+    groups = math.ceil(max(1, math.ceil(count / self._chunk_size)) / self._per_group)
+    name = f"{layout.FILE_PREFIX}-{bucket:05d}-of-{groups:05d}{layout.FILE_SUFFIX}"
+    path = os.path.join(self._target_dir, name)
+    # Not beside the output: a worker lost mid-write leaves its temporary file, and the readers
+    # glob the split's directory. The executor removes temp_dir.
+    temp = os.path.join(self._temp_dir, f"{name}.tmp-{uuid.uuid4().hex}")
     try:
       with tf.io.TFRecordWriter(temp) as writer:
         for start in range(0, len(ordered), CHUNKS_PER_TRANSFORM):
@@ -205,9 +217,9 @@ class PackBucketFn(beam.DoFn):
         tf.io.gfile.remove(temp)
 
 
-def _by_bucket(keyed: Tuple[int, Tuple[int, bytes]], chunk_size: int):
+def _by_group(keyed: Tuple[int, Tuple[int, bytes]]):
   chunk, (place, record) = keyed
-  return chunk // bucket_files.chunks_per_bucket(chunk_size), (chunk, place, record)
+  return chunk // CHUNKS_PER_TRANSFORM, (chunk, place, record)
 
 
 def _feature_of(dtype: np.dtype):
@@ -251,17 +263,26 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                    | f"Count[{split}]" >> beam.CombineGlobally(sum))
           keyed = shards | f"Key[{split}]" >> beam.FlatMap(
               _keyed_records, beam.pvalue.AsSingleton(count), chunk_size)
+          split_temp = os.path.join(temp_dir, split)
+          tf.io.gfile.makedirs(split_temp)
           if through_files:
-            tf.io.gfile.makedirs(os.path.join(temp_dir, split))
-            buckets = bucket_files.group_through_files(keyed, os.path.join(temp_dir, split),
-                                                       chunk_size, split)
+            groups = bucket_files.group_through_files(keyed, split_temp, chunk_size, split)
+            per_group = bucket_files.chunks_per_bucket(chunk_size)
           else:
-            buckets = (keyed
-                       | f"ByBucket[{split}]" >> beam.Map(_by_bucket, chunk_size)
-                       | f"Group[{split}]" >> beam.GroupByKey())
-          _ = buckets | f"Pack[{split}]" >> beam.ParDo(
-              PackBucketFn(graph_uri, split, target_dir, chunk_size, from_files=through_files),
+            groups = (keyed
+                      | f"ByGroup[{split}]" >> beam.Map(_by_group)
+                      | f"Group[{split}]" >> beam.GroupByKey())
+            per_group = CHUNKS_PER_TRANSFORM
+          _ = groups | f"Pack[{split}]" >> beam.ParDo(
+              PackBucketFn(graph_uri, split, target_dir, split_temp, chunk_size, per_group,
+                           from_files=through_files),
               beam.pvalue.AsSingleton(count))
+      for split in splits:  # an empty split still has its (empty) file, as Beam's write gave
+        target_dir = layout.split_uri(output, split)
+        if not tf.io.gfile.listdir(target_dir):
+          with tf.io.TFRecordWriter(os.path.join(
+              target_dir, f"{layout.FILE_PREFIX}-00000-of-00001{layout.FILE_SUFFIX}")):
+            pass
     finally:
       if tf.io.gfile.exists(temp_dir):
         tf.io.gfile.rmtree(temp_dir)

@@ -157,9 +157,11 @@ def _files(packed, split="train"):
 
 def test_packing_is_deterministic_to_the_byte_and_reads_are_per_seed(tmp_path, real_graph,
                                                                      monkeypatch):
-  """The same files with the same records in the same order in every run, on both paths and
-  with several workers: the Trainers' example order depends on it."""
+  """The same files with the same records in the same order in every run, on both paths (the
+  Trainers' example order depends on it; Beam's sharded write put chunks in other files and
+  orders when the DirectRunner had workers)."""
   monkeypatch.setattr(bucket_files, "RECORDS_PER_BUCKET", 40)  # 2 chunks of 16 per bucket
+  monkeypatch.setattr(executor, "CHUNKS_PER_TRANSFORM", 4)  # GroupByKey groups of 4 chunks
   a = _run(tmp_path, real_graph, "a")
   b = _run(tmp_path, real_graph, "b")
   assert _files(a) == _files(b) and len(_files(a)) >= 8
@@ -167,14 +169,40 @@ def test_packing_is_deterministic_to_the_byte_and_reads_are_per_seed(tmp_path, r
                                for i in range(len(_files(a)))]
   with monkeypatch.context() as m:
     m.setattr(executor, "groups_in_process", lambda pipeline: False)
-    grouped = _run(tmp_path, real_graph, "group_by_key")
-  assert _files(grouped) == _files(a)
+    grouped = [_run(tmp_path, real_graph, name) for name in ("grouped_a", "grouped_b")]
+  assert _files(grouped[0]) == _files(grouped[1]) and len(_files(grouped[0])) >= 4
+  assert _content(grouped[0]) == _content(a)
+  for packed in (a, *grouped):  # no temporary file is left in the artifact
+    assert sorted(os.listdir(packed.uri)) == ["Split-eval", "Split-train"]
   files = [os.path.join(packed_examples_io.split_uri(a, "train"), "*")]
   def order(seed):
     return [int(r) for batch in trainer_run.read_packed(files, _spec(real_graph), 32,
                                                         shuffle=True, seed=seed)
             for r in batch["row"].numpy().reshape(-1)]
   assert order(3) == order(3) and order(3) != order(4)
+
+
+def test_an_empty_split_has_an_empty_file(tmp_path, real_graph):
+  rows = dict(ROWS)
+  try:
+    ROWS["eval"] = 0
+    packed = _run(tmp_path, real_graph, "empty_eval")
+  finally:
+    ROWS.update(rows)
+  assert _files(packed, "eval") == {"chunks-00000-of-00001.tfrecord": b""}
+  assert len(_content(packed, "train")) >= 300 // 16 // 2
+
+
+def test_a_value_the_graph_refuses_is_named_as_such_not_as_a_schema_mismatch(tmp_path, monkeypatch,
+                                                                           real_graph):
+  packer = executor.ChunkPacker(real_graph.uri, "eval")
+  def refuse(features):
+    raise tf.errors.InvalidArgumentError(None, None, "SID code 300 out of range [0, 256)")
+  monkeypatch.setattr(packer, "_layer", refuse)
+  with pytest.raises(ValueError, match=r"^ExamplePacker: split 'eval': the transform graph "
+                                       r"refused a batch of examples \(SID code 300 out of "
+                                       r"range \[0, 256\)\)"):
+    packer.pack([[(1, _example(1))]])
 
 
 def test_transforming_many_chunks_at_once_packs_what_one_at_a_time_packs(tmp_path, real_graph,

@@ -77,5 +77,5 @@ def _split_patterns(artifacts: List[types.Artifact], splits) -> List[str]:
   missing = [s for s in splits if s not in available]
   if missing:
     raise ValueError(f"the packed examples at {packed.uri} have splits {available}, "
-                     f"not {missing}: ExamplePacker packs every split Transform wrote")
+                     f"not {missing}: ExamplePacker packs every split of its examples")
   return [packed_examples_io.split_pattern(packed, s) for s in splits]

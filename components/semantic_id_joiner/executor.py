@@ -29,6 +29,9 @@ from contracts import schema as S
 from contracts import semantic_ids_io
 
 
+TEMP_DIR = ".joiner-tmp"  # under the output artifact, beside its splits; removed when done
+
+
 class MissingItemCodesError(KeyError):
   """An example names an item that has no semantic ID."""
 
@@ -88,12 +91,15 @@ class JoinShardFn(beam.DoFn):
   pass; components/examples_io.py).
   """
 
-  def __init__(self, split: str):
+  def __init__(self, split: str, temp_dir: str):
     self._joiner = CodeJoiner(split)
+    # Not beside the output: a worker lost mid-write leaves its temporary file, and readers
+    # glob the split's directory. The executor removes temp_dir.
+    self._temp_dir = temp_dir
 
   def process(self, paths: Tuple[str, str], codes: Dict[str, Dict[str, np.ndarray]]):
     source, target = paths
-    temp = f"{target}.tmp-{uuid.uuid4().hex}"
+    temp = os.path.join(self._temp_dir, f"{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
     try:
       with tf.io.TFRecordWriter(temp, options="GZIP") as writer:
         for record in examples_io.shard_records(source):
@@ -182,13 +188,19 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     splits = artifact_utils.decode_split_names(examples.split_names)
     output.split_names = artifact_utils.encode_split_names(splits)
     plans = {split: shard_plan(examples, output, split) for split in splits}
-    with self._make_beam_pipeline() as pipeline:
-      codes_side = pipeline | "Codes" >> beam.Create([codes])
-      for split, plan in plans.items():
-        tf.io.gfile.makedirs(artifact_utils.get_split_uri([output], split))
-        _ = (pipeline
-             | f"Shards[{split}]" >> beam.Create(plan)
-             # Spreads the shards over workers (a Create's elements would stay in one).
-             | f"Spread[{split}]" >> beam.Reshuffle()
-             | f"Join[{split}]" >> beam.ParDo(JoinShardFn(split),
-                                              beam.pvalue.AsSingleton(codes_side)))
+    temp_dir = os.path.join(output.uri, TEMP_DIR)
+    tf.io.gfile.makedirs(temp_dir)
+    try:
+      with self._make_beam_pipeline() as pipeline:
+        codes_side = pipeline | "Codes" >> beam.Create([codes])
+        for split, plan in plans.items():
+          tf.io.gfile.makedirs(artifact_utils.get_split_uri([output], split))
+          _ = (pipeline
+               | f"Shards[{split}]" >> beam.Create(plan)
+               # Spreads the shards over workers (a Create's elements would stay in one).
+               | f"Spread[{split}]" >> beam.Reshuffle()
+               | f"Join[{split}]" >> beam.ParDo(JoinShardFn(split, temp_dir),
+                                                beam.pvalue.AsSingleton(codes_side)))
+    finally:
+      if tf.io.gfile.exists(temp_dir):
+        tf.io.gfile.rmtree(temp_dir)

@@ -126,6 +126,7 @@ def test_each_input_shard_becomes_one_output_shard_in_its_order(tmp_path):
   split = artifact_utils.get_split_uri([output], "train")
   assert sorted(os.listdir(split)) == ["data_tfrecord-00000-of-00002.gz",
                                        "data_tfrecord-00001-of-00002.gz"]
+  assert sorted(os.listdir(output.uri)) == ["Split-train"]  # the temporary directory is gone
   for name, records in (("data_tfrecord-00000-of-00002.gz", first),
                         ("data_tfrecord-00001-of-00002.gz", second)):
     joined = [tf.train.Example.FromString(r.numpy()) for r in
@@ -140,6 +141,7 @@ def test_item_without_codes_is_a_clear_error_and_leaves_no_shard(tmp_path):
                      "codebook 'moc'"):
     _run(tmp_path, {"train": [_example("a", []), _example("ghost", [])]})
   assert os.listdir(tmp_path / "joined" / "Split-train") == []  # no partial or temporary file
+  assert not os.path.exists(tmp_path / "joined" / executor.TEMP_DIR)
 
 
 def test_empty_candidate_id_is_an_error_not_padding(tmp_path):

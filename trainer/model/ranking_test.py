@@ -245,3 +245,22 @@ def test_aligned_representations_read_their_aligned_inputs(name, data):
   expected = (F.ITEM_EMBEDDING,) if codebook is None else (
       F.item_spm_tokens(codebook) if entry.reads_spm() else F.item_codes(codebook),)
   assert layer.feature_names == expected
+
+
+@pytest.mark.parametrize("name", [n for n in RankingConfig.REPRESENTATIONS
+                                  if registry.get(n).reads_aligned() and registry.get(n).parts])
+def test_aligned_hybrids_read_their_parts_aligned_inputs(name, data):
+  from trainer.model import representations as R  # pylint: disable=g-import-not-at-top
+  entry = registry.get(name)
+  config = fast_config(name, aligned_sid_codebook="rqkmeans")
+  codebooks = entry.codebooks(config.sid_codebook, config.aligned_sid_codebook)
+  assert codebooks and all(c.startswith("aligned_") for c in codebooks)
+  any_sizes = dataclasses.replace(next(iter(data.sizes.codebooks.values())), spm_vocab_size=50)
+  sizes = dataclasses.replace(data.sizes, codebooks={**data.sizes.codebooks,
+                                                     **{c: any_sizes for c in codebooks}})
+  layer = R.make_item_representation(name, config, sizes)
+  expected = set()
+  for part in entry.parts:
+    expected |= set(R.make_item_representation(part, config, sizes).feature_names)
+  assert set(layer.feature_names) == expected
+  assert all(n == F.ITEM_EMBEDDING or F.codebook_of(n) in codebooks for n in layer.feature_names)
