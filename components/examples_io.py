@@ -9,6 +9,7 @@ tf.data does it in C++. A GZIP'd shard is not splittable, so Beam's source reads
 worker too: the parallelism is the same.
 """
 import os
+import uuid
 from typing import Dict, Iterable, List
 
 import numpy as np
@@ -43,6 +44,21 @@ def count_records(path: str) -> int:
   dataset = tf.data.TFRecordDataset(path, compression_of(path)).batch(8192)
   return int(dataset.reduce(np.int64(0),
                             lambda count, batch: count + tf.size(batch, out_type=tf.int64)))
+
+
+def write_records(path: str, records: Iterable[bytes], temp_dir: str, options: str = "") -> None:
+  """Writes `records` as the TFRecord file `path` through a temporary file in `temp_dir`, renamed
+  into place: a failed or retried write leaves nothing under `path`, and a worker lost mid-write
+  leaves its temporary file in `temp_dir`, not among the files readers glob."""
+  temp = os.path.join(temp_dir, f"{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+  try:
+    with tf.io.TFRecordWriter(temp, options=options) as writer:
+      for record in records:
+        writer.write(record)
+    tf.io.gfile.rename(temp, path, overwrite=True)
+  finally:
+    if tf.io.gfile.exists(temp):
+      tf.io.gfile.remove(temp)
 
 
 def read_string_columns(files: Iterable[str], columns: Iterable[str],

@@ -37,7 +37,6 @@ import hashlib
 import math
 import os
 import re
-import uuid
 from typing import Any, Dict, Iterable, List, Tuple
 
 import apache_beam as beam
@@ -202,19 +201,9 @@ class PackBucketFn(beam.DoFn):
     ordered = [chunks.pop(chunk) for chunk in sorted(chunks)]
     groups = math.ceil(max(1, math.ceil(count / self._chunk_size)) / self._per_group)
     name = f"{layout.FILE_PREFIX}-{bucket:05d}-of-{groups:05d}{layout.FILE_SUFFIX}"
-    path = os.path.join(self._target_dir, name)
-    # Not beside the output: a worker lost mid-write leaves its temporary file, and the readers
-    # glob the split's directory. The executor removes temp_dir.
-    temp = os.path.join(self._temp_dir, f"{name}.tmp-{uuid.uuid4().hex}")
-    try:
-      with tf.io.TFRecordWriter(temp) as writer:
-        for start in range(0, len(ordered), CHUNKS_PER_TRANSFORM):
-          for packed in self._packer.pack(ordered[start:start + CHUNKS_PER_TRANSFORM]):
-            writer.write(packed)
-      tf.io.gfile.rename(temp, path, overwrite=True)
-    finally:
-      if tf.io.gfile.exists(temp):
-        tf.io.gfile.remove(temp)
+    packed = (chunk for start in range(0, len(ordered), CHUNKS_PER_TRANSFORM)
+              for chunk in self._packer.pack(ordered[start:start + CHUNKS_PER_TRANSFORM]))
+    examples_io.write_records(os.path.join(self._target_dir, name), packed, self._temp_dir)
 
 
 def _by_group(keyed: Tuple[int, Tuple[int, bytes]]):

@@ -11,7 +11,6 @@ histories) and variable-length otherwise. Every item of the catalog has codes
 split and item, not a silent default.
 """
 import os
-import uuid
 from typing import Any, Dict, List, Tuple
 
 import apache_beam as beam
@@ -93,21 +92,13 @@ class JoinShardFn(beam.DoFn):
 
   def __init__(self, split: str, temp_dir: str):
     self._joiner = CodeJoiner(split)
-    # Not beside the output: a worker lost mid-write leaves its temporary file, and readers
-    # glob the split's directory. The executor removes temp_dir.
-    self._temp_dir = temp_dir
+    self._temp_dir = temp_dir  # the executor removes it
 
   def process(self, paths: Tuple[str, str], codes: Dict[str, Dict[str, np.ndarray]]):
     source, target = paths
-    temp = os.path.join(self._temp_dir, f"{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
-    try:
-      with tf.io.TFRecordWriter(temp, options="GZIP") as writer:
-        for record in examples_io.shard_records(source):
-          writer.write(self._joiner.join(record, codes))
-      tf.io.gfile.rename(temp, target, overwrite=True)
-    finally:
-      if tf.io.gfile.exists(temp):
-        tf.io.gfile.remove(temp)
+    examples_io.write_records(
+        target, (self._joiner.join(r, codes) for r in examples_io.shard_records(source)),
+        self._temp_dir, options="GZIP")
 
 
 def shard_plan(examples, output, split: str) -> List[Tuple[str, str]]:
